@@ -132,6 +132,20 @@ def mhc_post_res(x: Tensor, f: Tensor, h_post: Tensor, h_res: Tensor) -> Tensor:
     return out.to(x.dtype)
 
 
+def identity_logits(n: int, res_diag: float = 0.95) -> Tensor:
+    """H_res logits whose Sinkhorn–Knopp projection has ``res_diag`` on the diagonal.
+
+    β on the diagonal and 0 elsewhere gives equal row and column sums, so the matrix is
+    already doubly stochastic after exp and normalisation: diagonal e^β/(e^β + n − 1).
+    Returns (n, n); all zeros for n = 1 (a 1×1 projection is [[1]] whatever the logit).
+    """
+    if not 0 < res_diag < 1:
+        raise ValueError(f"res_diag must lie in (0, 1), got {res_diag}")
+    if n == 1:
+        return torch.zeros(1, 1)
+    return math.log(res_diag * (n - 1) / (1 - res_diag)) * torch.eye(n)
+
+
 def _logit(p: float) -> float:
     return math.log(p / (1 - p))
 
@@ -145,9 +159,9 @@ class MHC(StreamConnection):
     step 0 the connection behaves like the residual stream it replaces, as Hyper-Connections
     do (A_m = e_{k mod n}, A_r = I, B = 1):
 
-    - H_res ≈ I: logits β on the diagonal, 0 elsewhere. That matrix has equal row and column
-      sums, so Sinkhorn–Knopp leaves it as it is, with ``res_diag`` on the diagonal
-      (β = log(res_diag·(n−1)/(1−res_diag))). Exactly I would need β = ∞ and a zero gradient.
+    - H_res ≈ I: ``identity_logits`` puts β on the diagonal, 0 elsewhere; Sinkhorn–Knopp
+      leaves that matrix as it is, with ``res_diag`` on the diagonal. Exactly I would need
+      β = ∞ and a zero gradient.
     - H_pre picks stream ``layer_index mod n``: σ(b) = ``pre_focus`` there and the rest
       shared by the other streams, so the weights sum to 1. While the streams are still
       copies of one another this reads exactly that copy; later layers read different streams,
@@ -174,9 +188,8 @@ class MHC(StreamConnection):
             raise ValueError(f"n and C must be >= 1, got n={n}, C={C}")
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-        for name, p in (("res_diag", res_diag), ("pre_focus", pre_focus)):
-            if not 0 < p < 1:
-                raise ValueError(f"{name} must lie in (0, 1), got {p}")
+        if not 0 < pre_focus < 1:
+            raise ValueError(f"pre_focus must lie in (0, 1), got {pre_focus}")
         self.n, self.C, self.iters, self.eps, self.backend = n, C, iters, eps, backend
         k = coefficient_count(n)
         self.phi = nn.Parameter(torch.randn(n * C, k) / math.sqrt(n * C))
@@ -186,9 +199,7 @@ class MHC(StreamConnection):
         rest = (1 - pre_focus) / (n - 1) if n > 1 else pre_focus
         bias[:n] = _logit(rest)
         bias[pick] = _logit(pre_focus)
-        if n > 1:
-            beta = math.log(res_diag * (n - 1) / (1 - res_diag))
-            bias[2 * n :] = (beta * torch.eye(n)).flatten()
+        bias[2 * n :] = identity_logits(n, res_diag).flatten()
         self.bias = nn.Parameter(bias)
 
     def coefficients(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:

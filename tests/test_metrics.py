@@ -36,3 +36,16 @@ def test_gain_profile_doubly_stochastic_vs_unconstrained():
     assert p_hc["composite_fwd"][-1] > 50  # unconstrained products grow with depth
     assert (p_mhc["composite_fwd"] - 1).abs().max() < 1e-5  # rows exact, products stay ≈ 1
     assert (p_mhc["composite_bwd"] < 1.1).all()
+
+
+def test_drifted_mappings():
+    from mhc_course.random_mappings import hc_mappings, mhc_mappings
+
+    g = torch.Generator().manual_seed(0)
+    hc = hc_mappings(64, 4, 0.3, tokens=8, generator=g)
+    mhc = mhc_mappings(64, 4, 3.0, tokens=8, generator=g)
+    assert hc.shape == mhc.shape == (64, 8, 4, 4)
+    assert gain_profile(hc)["composite_fwd"][-1] > 1000  # the paper's "thousands"
+    torch.testing.assert_close(mhc.sum(-1), torch.ones(64, 8, 4, dtype=torch.float64))
+    assert gain_profile(mhc)["composite_bwd"].max() < 1.5
+    torch.testing.assert_close(mhc_mappings(1, 4, 0.0)[0, 0].diagonal(), torch.full((4,), 0.95, dtype=torch.float64))
