@@ -13,6 +13,7 @@ float64; ``mhc_course.kernels`` implements the same three functions as fused Tri
 from __future__ import annotations
 
 import math
+import sys
 
 import torch
 from torch import Tensor, nn
@@ -28,7 +29,7 @@ from .validation import (
     compute_dtype,
 )
 
-BACKENDS = ("torch",)
+BACKENDS = ("torch", "triton")
 
 
 def coefficient_count(n: int) -> int:
@@ -202,14 +203,34 @@ class MHC(StreamConnection):
         bias[2 * n :] = identity_logits(n, res_diag).flatten()
         self.bias = nn.Parameter(bias)
 
+    def _ops(self):
+        """The contract's functions for this backend: the reference here, or the Triton kernels."""
+        if self.backend == "triton":
+            from . import kernels
+
+            return kernels
+        return sys.modules[__name__]
+
     def coefficients(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        return mhc_coefficients(x, self.phi, self.bias, self.alpha, self.iters, self.eps)
+        return self._ops().mhc_coefficients(x, self.phi, self.bias, self.alpha, self.iters, self.eps)
 
     def pre(self, x: Tensor, h_pre: Tensor) -> Tensor:
-        return mhc_pre(x, h_pre)
+        return self._ops().mhc_pre(x, h_pre)
 
     def post_res(self, x: Tensor, f: Tensor, h_post: Tensor, h_res: Tensor) -> Tensor:
-        return mhc_post_res(x, f, h_post, h_res)
+        return self._ops().mhc_post_res(x, f, h_post, h_res)
+
+    def forward(self, x: Tensor, layer) -> Tensor:
+        """x (..., n, C) → x_next; the Triton backend runs the whole connection fused."""
+        if self.backend != "triton":
+            return super().forward(x, layer)
+        from .kernels import mhc_connection
+
+        self.check_input(x)
+        out, h_res = mhc_connection(x, self.phi, self.bias, self.alpha, layer, self.iters, self.eps)
+        if self.record:
+            self.last_h_res = h_res
+        return out
 
     def extra_repr(self) -> str:
         return f"n={self.n}, C={self.C}, iters={self.iters}, backend={self.backend!r}"

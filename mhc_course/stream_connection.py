@@ -48,11 +48,15 @@ class StreamConnection(nn.Module):
         """x_next (..., n, C) = h_res·x + h_post ⊗ f."""
         raise NotImplementedError
 
-    def forward(self, x: Tensor, layer: Layer) -> Tensor:
-        """x (..., n, C) → x_next (..., n, C); ``layer`` maps (..., C) → (..., C)."""
+    def check_input(self, x: Tensor) -> None:
+        """x must be (..., n, C) with this connection's n."""
         n, _ = check_streams("x", x)
         if n != self.n:
             raise ValueError(f"x has {n} streams but this connection has n={self.n} (x shape {tuple(x.shape)})")
+
+    def forward(self, x: Tensor, layer: Layer) -> Tensor:
+        """x (..., n, C) → x_next (..., n, C); ``layer`` maps (..., C) → (..., C)."""
+        self.check_input(x)
         h_pre, h_post, h_res = self.coefficients(x)
         if self.record:
             self.last_h_res = h_res.detach()

@@ -1,0 +1,164 @@
+"""Backward of the coefficients, in two passes over the activations.
+
+Pass A (token-major, one program per BT tokens) ends with the gradient of each token's
+coefficient logits, da (T, NZ): it needs dH_pre, dH_post and dH_res per token. Called from
+``mhc_coefficients``' backward those come in as tensors; called from the fused connection it
+reduces them itself over C from the upstream gradient g (of x_next), x, f and dh (of h):
+dH_res[i, j] = Σ_c g[i]·x[j], dH_post[i] = Σ_c g[i]·f, dH_pre[i] = Σ_c dh·x[i]. Then σ' and
+the Sinkhorn backward (recomputed in registers) give da, and from it
+
+    dz = α⊙da,  dy = r·dz (dy of y = v·φ),  s = r²·Σ_k dz_k·z_k / (n·C),
+
+so that dv = dy·φᵀ − s·v (the second term is the RMSNorm's). Pass B (one program per stream j,
+channel block and token split) writes dx[j] = dy·φ_jᵀ − s·x[j] (+ Σ_i H_res[i, j]·g[i] +
+H_pre[j]·dh in the fused connection) and accumulates dφ_j = Σ_t x[j]ᵀ·dy over its tokens.
+"""
+
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+from .tile_ops import put_chunk, sinkhorn_tile_backward, take_chunk
+
+
+@triton.jit
+def coefficients_bwd_token_kernel(
+    z_ptr, r_ptr, alpha_ptr, bias_ptr,
+    dpre_ptr, dpost_ptr, dres_ptr,  # given gradients (T, N), (T, N), (T, N, N) when not REDUCE
+    g_ptr, x_ptr, f_ptr, dh_ptr,  # g, x (T, N, C); f, dh (T, C) when REDUCE
+    da_ptr, dy_ptr, s_ptr,  # outputs: da, dy (T, NZ) f32; s (T,) f32
+    T, C,
+    N: tl.constexpr, NZ: tl.constexpr, ITERS: tl.constexpr, BT: tl.constexpr, BC: tl.constexpr,
+    REDUCE: tl.constexpr,
+):
+    pid = tl.program_id(0)
+    t = pid * BT + tl.arange(0, BT)
+    tmask = t < T
+    t64 = t.to(tl.int64)
+    s_idx = tl.arange(0, N)
+    ij = s_idx[:, None] * N + s_idx[None, :]
+
+    if REDUCE:
+        K = N * C
+        dpre = tl.zeros((BT, N), dtype=tl.float32)
+        dpost = tl.zeros((BT, N), dtype=tl.float32)
+        dres = tl.zeros((BT, N, N), dtype=tl.float32)
+        for c0 in range(0, C, BC):
+            c = c0 + tl.arange(0, BC)
+            cm = (c < C)[None, :]
+            m3 = tmask[:, None, None] & (c < C)[None, None, :]
+            off3 = t64[:, None, None] * K + s_idx[None, :, None] * C + c[None, None, :]
+            g3 = tl.load(g_ptr + off3, mask=m3, other=0.0).to(tl.float32)
+            x3 = tl.load(x_ptr + off3, mask=m3, other=0.0).to(tl.float32)
+            off2 = t64[:, None] * C + c[None, :]
+            f = tl.load(f_ptr + off2, mask=tmask[:, None] & cm, other=0.0).to(tl.float32)
+            dh = tl.load(dh_ptr + off2, mask=tmask[:, None] & cm, other=0.0).to(tl.float32)
+            dpost += tl.sum(g3 * f[:, None, :], axis=2)
+            dpre += tl.sum(x3 * dh[:, None, :], axis=2)
+            for j in tl.static_range(N):
+                xj = tl.load(x_ptr + t64[:, None] * K + j * C + c[None, :], mask=tmask[:, None] & cm, other=0.0)
+                col = tl.sum(g3 * xj.to(tl.float32)[:, None, :], axis=2)  # (BT, N): Σ_c g[i]·x[j]
+                dres += tl.where(s_idx[None, None, :] == j, col[:, :, None], 0.0)
+    else:
+        dpre = tl.load(dpre_ptr + t64[:, None] * N + s_idx[None, :], mask=tmask[:, None], other=0.0)
+        dpost = tl.load(dpost_ptr + t64[:, None] * N + s_idx[None, :], mask=tmask[:, None], other=0.0)
+        dres = tl.load(dres_ptr + t64[:, None, None] * (N * N) + ij[None, :, :], mask=tmask[:, None, None], other=0.0)
+
+    cols = tl.arange(0, NZ)
+    z = tl.load(z_ptr + t64[:, None] * NZ + cols[None, :], mask=tmask[:, None], other=0.0)
+    r = tl.load(r_ptr + t, mask=tmask, other=0.0)
+    alpha_cols = tl.load(alpha_ptr + cols)
+    a = alpha_cols[None, :] * z + tl.load(bias_ptr + cols)[None, :]
+    h_pre = tl.sigmoid(take_chunk(a, BT, NZ, N, N))
+    sig_post = tl.sigmoid(take_chunk(a, BT, NZ, N, N + 1))
+    res_logits = tl.reshape(take_chunk(a, BT, NZ, N * N, 0), (BT, N, N))
+
+    da_pre = dpre * h_pre * (1.0 - h_pre)
+    da_post = dpost * 2.0 * sig_post * (1.0 - sig_post)
+    da_res = tl.reshape(sinkhorn_tile_backward(res_logits, dres, ITERS), (BT, N * N))
+    da = put_chunk(da_res, BT, NZ, N * N, 0) + put_chunk(da_pre, BT, NZ, N, N) + put_chunk(da_post, BT, NZ, N, N + 1)
+    da = tl.where(tmask[:, None], da, 0.0)
+
+    dz = alpha_cols[None, :] * da
+    dy = dz * r[:, None]
+    s = r * r * tl.sum(dz * z, axis=1) / (N * C)
+    tl.store(da_ptr + t64[:, None] * NZ + cols[None, :], da, mask=tmask[:, None])
+    tl.store(dy_ptr + t64[:, None] * NZ + cols[None, :], dy, mask=tmask[:, None])
+    tl.store(s_ptr + t, s, mask=tmask)
+
+
+@triton.jit
+def coefficients_bwd_channel_kernel(
+    x_ptr, phi_ptr, dy_ptr, s_ptr,  # x (T, N, C); φ (N·C, NZ) f32; dy (T, NZ) f32; s (T,)
+    g_ptr, dh_ptr, pre_ptr, res_ptr,  # FUSED: g (T, N, C), dh (T, C), H_pre (T, N), H_res (T, N, N)
+    dx_ptr, dphi_ptr,  # dx (T, N, C) in x's dtype; dφ partials (SPLITS, N·C, NZ) f32
+    T, C, tokens_per_split,
+    N: tl.constexpr, NZ: tl.constexpr, BT: tl.constexpr, BC: tl.constexpr,
+    FUSED: tl.constexpr, DOT_PRECISION: tl.constexpr,
+):
+    j = tl.program_id(0)
+    c = tl.program_id(1) * BC + tl.arange(0, BC)
+    split = tl.program_id(2)
+    cmask = c < C
+    K = N * C
+    cols = tl.arange(0, NZ)
+    s_idx = tl.arange(0, N)
+    krow = j * C + c  # rows of φ that belong to stream j, channels c
+    phi_j = tl.load(phi_ptr + krow[:, None] * NZ + cols[None, :], mask=cmask[:, None], other=0.0)  # (BC, NZ)
+    dphi = tl.zeros((BC, NZ), dtype=tl.float32)
+
+    t_start = split * tokens_per_split
+    t_end = tl.minimum(t_start + tokens_per_split, T)
+    for t0 in range(t_start, t_end, BT):
+        t = t0 + tl.arange(0, BT)
+        tmask = t < t_end
+        t64 = t.to(tl.int64)
+        m2 = tmask[:, None] & cmask[None, :]
+        xj = tl.load(x_ptr + t64[:, None] * K + krow[None, :], mask=m2, other=0.0).to(tl.float32)
+        dy = tl.load(dy_ptr + t64[:, None] * NZ + cols[None, :], mask=tmask[:, None], other=0.0)
+        s = tl.load(s_ptr + t, mask=tmask, other=0.0)
+        dx = tl.dot(dy, tl.trans(phi_j), input_precision=DOT_PRECISION) - s[:, None] * xj
+        if FUSED:
+            m3 = tmask[:, None, None] & cmask[None, None, :]
+            g3 = tl.load(g_ptr + t64[:, None, None] * K + s_idx[None, :, None] * C + c[None, None, :], mask=m3,
+                         other=0.0).to(tl.float32)
+            hres_col = tl.load(res_ptr + t64[:, None] * (N * N) + s_idx[None, :] * N + j, mask=tmask[:, None],
+                               other=0.0)  # H_res[:, i, j] over i
+            dh = tl.load(dh_ptr + t64[:, None] * C + c[None, :], mask=m2, other=0.0).to(tl.float32)
+            hpre_j = tl.load(pre_ptr + t64 * N + j, mask=tmask, other=0.0)
+            dx += tl.sum(hres_col[:, :, None] * g3, axis=1) + hpre_j[:, None] * dh
+        tl.store(dx_ptr + t64[:, None] * K + krow[None, :], dx.to(dx_ptr.dtype.element_ty), mask=m2)
+        dphi = tl.dot(tl.trans(xj), dy, dphi, input_precision=DOT_PRECISION)
+
+    base = split.to(tl.int64) * K * NZ
+    tl.store(dphi_ptr + base + krow[:, None] * NZ + cols[None, :], dphi, mask=cmask[:, None])
+
+
+def launch_token_pass(z, r, alpha_p, bias_p, given, reduce_from, outs, n, C, iters, blocks):
+    """given = (dpre, dpost, dres) or None; reduce_from = (g, x, f, dh) or None; outs = (da, dy, s)."""
+    T, nz = z.shape
+    bt, bc, warps = blocks
+    da, dy, s = outs
+    dpre, dpost, dres = given if given is not None else (z, z, z)
+    g, x, f, dh = reduce_from if reduce_from is not None else (z, z, z, z)
+    coefficients_bwd_token_kernel[(triton.cdiv(T, bt),)](
+        z, r, alpha_p, bias_p, dpre, dpost, dres, g, x, f, dh, da, dy, s,
+        T, C, N=n, NZ=nz, ITERS=iters, BT=bt, BC=bc, REDUCE=reduce_from is not None, num_warps=warps,
+    )
+
+
+def launch_channel_pass(x, phi_p, dy, s, fused_from, dx, dphi_parts, n, blocks):
+    """x (T, n, C); fused_from = (g, dh, H_pre, H_res) or None; dphi_parts (splits, n·C, NZ)."""
+    T, _, C = x.shape
+    bt, bc, warps = blocks
+    splits = dphi_parts.shape[0]
+    per_split = triton.cdiv(triton.cdiv(T, splits), bt) * bt
+    g, dh, pre, res = fused_from if fused_from is not None else (x, x, s, s)
+    grid = (n, triton.cdiv(C, bc), splits)
+    coefficients_bwd_channel_kernel[grid](
+        x, phi_p, dy, s, g, dh, pre, res, dx, dphi_parts,
+        T, C, per_split,
+        N=n, NZ=phi_p.shape[1], BT=bt, BC=bc, FUSED=fused_from is not None,
+        DOT_PRECISION="ieee" if x.dtype.itemsize == 4 else "tf32", num_warps=warps,
+    )
