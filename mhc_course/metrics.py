@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from .validation import check_square
+from .validation import check_square, check_tensor, compute_dtype
 
 
 def amax_gain(m: Tensor) -> tuple[Tensor, Tensor]:
@@ -76,3 +76,16 @@ def gain_profile(mats: Sequence[Tensor] | Tensor) -> dict[str, Tensor]:
     lf, lb = mean_gains(items)
     cf, cb = mean_gains(composite_prefixes(items))
     return {"layer_fwd": lf, "layer_bwd": lb, "composite_fwd": cf, "composite_bwd": cb}
+
+
+def rms(t: Tensor) -> Tensor:
+    """Root mean square of every entry of ``t`` (any shape): a signal's or gradient's size per entry.
+
+    Unlike a norm it does not grow with the number of entries, so activations of width C and a
+    batch of tokens compare directly with a unit-variance input (RMS ≈ 1). Returns a 0-dim
+    tensor in at least float32, computed in float64 when ``t`` is float64.
+    """
+    t = check_tensor("t", t)
+    if t.numel() == 0:
+        raise ValueError(f"t must have at least one entry, got shape {tuple(t.shape)}")
+    return t.to(compute_dtype(t)).square().mean().sqrt()
