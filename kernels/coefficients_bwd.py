@@ -1,17 +1,22 @@
 """Backward of the coefficients, in two passes over the activations.
 
 Pass A (token-major, one program per BT tokens) ends with the gradient of each token's
-coefficient logits, da (T, NZ): it needs dH_pre, dH_post and dH_res per token. Called from
+coefficient logits, da (BT, NZ): it needs dH_pre, dH_post and dH_res per token. Called from
 ``mhc_coefficients``' backward those come in as tensors; called from the fused connection it
 reduces them itself over C from the upstream gradient g (of x_next), x, f and dh (of h):
-dH_res[i, j] = Σ_c g[i]·x[j], dH_post[i] = Σ_c g[i]·f, dH_pre[i] = Σ_c dh·x[i]. Then σ' and
-the Sinkhorn backward (recomputed in registers) give da, and from it
+dH_res[i, j] = Σ_c g[i]·x[j], dH_post[i] = Σ_c g[i]·f, dH_pre[i] = Σ_c dh·x[i], one channel
+block at a time. (Two alternatives measured slower on an H100, see benchmarks/NOTES.md:
+element-wise 4-D accumulators, and g·xᵀ on the matrix units over BT·n rows.) Then σ' and the Sinkhorn backward
+(recomputed in registers) give da, and from it
 
     dz = α⊙da,  dy = r·dz (dy of y = v·φ),  s = r²·Σ_k dz_k·z_k / (n·C),
 
-so that dv = dy·φᵀ − s·v (the second term is the RMSNorm's). Pass B (one program per stream j,
-channel block and token split) writes dx[j] = dy·φ_jᵀ − s·x[j] (+ Σ_i H_res[i, j]·g[i] +
-H_pre[j]·dh in the fused connection) and accumulates dφ_j = Σ_t x[j]ᵀ·dy over its tokens.
+so that dv = dy·φᵀ − s·v (the second term is the RMSNorm's). Each program also writes its
+share of db = Σ_t da and dα_g = Σ_t Σ_{k∈g} da_k·z_k.
+
+Pass B (one program per stream j, channel block and token split) writes
+dx[j] = dy·φ_jᵀ − s·x[j] (+ Σ_i H_res[i, j]·g[i] + H_pre[j]·dh in the fused connection) and
+accumulates dφ_j = Σ_t x[j]ᵀ·dy for its rows of φ, one matrix-unit product per token block.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from .tile_ops import put_chunk, sinkhorn_tile_backward, take_chunk
+from .tile_ops import contract_columns, load_gates, put_chunk, sinkhorn_tile_backward, take_chunk
 
 
 @triton.jit
@@ -27,7 +32,7 @@ def coefficients_bwd_token_kernel(
     z_ptr, r_ptr, alpha_ptr, bias_ptr,
     dpre_ptr, dpost_ptr, dres_ptr,  # given gradients (T, N), (T, N), (T, N, N) when not REDUCE
     g_ptr, x_ptr, f_ptr, dh_ptr,  # g, x (T, N, C); f, dh (T, C) when REDUCE
-    da_ptr, dy_ptr, s_ptr,  # outputs: da, dy (T, NZ) f32; s (T,) f32
+    dy_ptr, s_ptr, part_ptr,  # outputs: dy (T, NZ) f32; s (T,) f32; per-program [db (N²+2N) | dα (3)]
     T, C,
     N: tl.constexpr, NZ: tl.constexpr, ITERS: tl.constexpr, BT: tl.constexpr, BC: tl.constexpr,
     REDUCE: tl.constexpr,
@@ -68,8 +73,8 @@ def coefficients_bwd_token_kernel(
     cols = tl.arange(0, NZ)
     z = tl.load(z_ptr + t64[:, None] * NZ + cols[None, :], mask=tmask[:, None], other=0.0)
     r = tl.load(r_ptr + t, mask=tmask, other=0.0)
-    alpha_cols = tl.load(alpha_ptr + cols)
-    a = alpha_cols[None, :] * z + tl.load(bias_ptr + cols)[None, :]
+    alpha_cols, bias_cols = load_gates(alpha_ptr, bias_ptr, N, NZ)
+    a = alpha_cols[None, :] * z + bias_cols[None, :]
     h_pre = tl.sigmoid(take_chunk(a, BT, NZ, N, N))
     sig_post = tl.sigmoid(take_chunk(a, BT, NZ, N, N + 1))
     res_logits = tl.reshape(take_chunk(a, BT, NZ, N * N, 0), (BT, N, N))
@@ -81,31 +86,39 @@ def coefficients_bwd_token_kernel(
     da = tl.where(tmask[:, None], da, 0.0)
 
     dz = alpha_cols[None, :] * da
-    dy = dz * r[:, None]
-    s = r * r * tl.sum(dz * z, axis=1) / (N * C)
-    tl.store(da_ptr + t64[:, None] * NZ + cols[None, :], da, mask=tmask[:, None])
-    tl.store(dy_ptr + t64[:, None] * NZ + cols[None, :], dy, mask=tmask[:, None])
-    tl.store(s_ptr + t, s, mask=tmask)
+    tl.store(dy_ptr + t64[:, None] * NZ + cols[None, :], dz * r[:, None], mask=tmask[:, None])
+    tl.store(s_ptr + t, r * r * tl.sum(dz * z, axis=1) / (N * C), mask=tmask)
+
+    src, valid, gate = contract_columns(N, NZ)
+    KC = N * N + 2 * N
+    part = part_ptr + pid.to(tl.int64) * (KC + 3)
+    tl.store(part + src, tl.sum(da, axis=0), mask=valid)
+    dagz = tl.sum(da * z, axis=0)
+    for gi in tl.static_range(3):
+        tl.store(part + KC + gi, tl.sum(tl.where(valid & (gate == gi), dagz, 0.0), axis=0))
 
 
 @triton.jit
 def coefficients_bwd_channel_kernel(
-    x_ptr, phi_ptr, dy_ptr, s_ptr,  # x (T, N, C); φ (N·C, NZ) f32; dy (T, NZ) f32; s (T,)
+    x_ptr, phi_ptr, dy_ptr, s_ptr,  # x (T, N, C); φ (N·C, N²+2N) contract order; dy (T, NZ) f32; s (T,)
     g_ptr, dh_ptr, pre_ptr, res_ptr,  # FUSED: g (T, N, C), dh (T, C), H_pre (T, N), H_res (T, N, N)
-    dx_ptr, dphi_ptr,  # dx (T, N, C) in x's dtype; dφ partials (SPLITS, N·C, NZ) f32
+    dx_ptr, dphi_ptr,  # dx (T, N, C) in x's dtype; dφ partials (SPLITS, N·C, N²+2N) f32
     T, C, tokens_per_split,
     N: tl.constexpr, NZ: tl.constexpr, BT: tl.constexpr, BC: tl.constexpr,
-    FUSED: tl.constexpr, DOT_PRECISION: tl.constexpr,
+    FUSED: tl.constexpr, DOT: tl.constexpr,
 ):
-    j = tl.program_id(0)
+    j = tl.program_id(0)  # the stream; programs of one channel block and split run side by side
     c = tl.program_id(1) * BC + tl.arange(0, BC)
     split = tl.program_id(2)
     cmask = c < C
     K = N * C
+    KC = N * N + 2 * N
     cols = tl.arange(0, NZ)
     s_idx = tl.arange(0, N)
+    src, valid, _ = contract_columns(N, NZ)
     krow = j * C + c  # rows of φ that belong to stream j, channels c
-    phi_j = tl.load(phi_ptr + krow[:, None] * NZ + cols[None, :], mask=cmask[:, None], other=0.0)  # (BC, NZ)
+    phi_j = tl.load(phi_ptr + krow[:, None] * KC + src[None, :], mask=cmask[:, None] & valid[None, :],
+                    other=0.0).to(tl.float32)  # (BC, NZ)
     dphi = tl.zeros((BC, NZ), dtype=tl.float32)
 
     t_start = split * tokens_per_split
@@ -118,7 +131,7 @@ def coefficients_bwd_channel_kernel(
         xj = tl.load(x_ptr + t64[:, None] * K + krow[None, :], mask=m2, other=0.0).to(tl.float32)
         dy = tl.load(dy_ptr + t64[:, None] * NZ + cols[None, :], mask=tmask[:, None], other=0.0)
         s = tl.load(s_ptr + t, mask=tmask, other=0.0)
-        dx = tl.dot(dy, tl.trans(phi_j), input_precision=DOT_PRECISION) - s[:, None] * xj
+        dx = tl.dot(dy, tl.trans(phi_j), input_precision=DOT) - s[:, None] * xj
         if FUSED:
             m3 = tmask[:, None, None] & cmask[None, None, :]
             g3 = tl.load(g_ptr + t64[:, None, None] * K + s_idx[None, :, None] * C + c[None, None, :], mask=m3,
@@ -129,36 +142,36 @@ def coefficients_bwd_channel_kernel(
             hpre_j = tl.load(pre_ptr + t64 * N + j, mask=tmask, other=0.0)
             dx += tl.sum(hres_col[:, :, None] * g3, axis=1) + hpre_j[:, None] * dh
         tl.store(dx_ptr + t64[:, None] * K + krow[None, :], dx.to(dx_ptr.dtype.element_ty), mask=m2)
-        dphi = tl.dot(tl.trans(xj), dy, dphi, input_precision=DOT_PRECISION)
+        dphi = tl.dot(tl.trans(xj), dy, dphi, input_precision=DOT)
 
-    base = split.to(tl.int64) * K * NZ
-    tl.store(dphi_ptr + base + krow[:, None] * NZ + cols[None, :], dphi, mask=cmask[:, None])
+    base = split.to(tl.int64) * K * KC
+    tl.store(dphi_ptr + base + krow[:, None] * KC + src[None, :], dphi, mask=cmask[:, None] & valid[None, :])
 
 
-def launch_token_pass(z, r, alpha_p, bias_p, given, reduce_from, outs, n, C, iters, blocks):
-    """given = (dpre, dpost, dres) or None; reduce_from = (g, x, f, dh) or None; outs = (da, dy, s)."""
+def launch_token_pass(z, r, alpha, bias, given, reduce_from, outs, n, C, iters, blocks):
+    """given = (dpre, dpost, dres) or None; reduce_from = (g, x, f, dh) or None;
+    outs = (dy, s, parts) with parts (cdiv(T, BT), n²+2n+3)."""
     T, nz = z.shape
     bt, bc, warps = blocks
-    da, dy, s = outs
+    dy, s, parts = outs
     dpre, dpost, dres = given if given is not None else (z, z, z)
     g, x, f, dh = reduce_from if reduce_from is not None else (z, z, z, z)
     coefficients_bwd_token_kernel[(triton.cdiv(T, bt),)](
-        z, r, alpha_p, bias_p, dpre, dpost, dres, g, x, f, dh, da, dy, s,
+        z, r, alpha, bias, dpre, dpost, dres, g, x, f, dh, dy, s, parts,
         T, C, N=n, NZ=nz, ITERS=iters, BT=bt, BC=bc, REDUCE=reduce_from is not None, num_warps=warps,
     )
 
 
-def launch_channel_pass(x, phi_p, dy, s, fused_from, dx, dphi_parts, n, blocks):
-    """x (T, n, C); fused_from = (g, dh, H_pre, H_res) or None; dphi_parts (splits, n·C, NZ)."""
+def launch_channel_pass(x, phi, dy, s, fused_from, dx, dphi_parts, n, blocks):
+    """x (T, n, C); φ (n·C, n²+2n); fused_from = (g, dh, H_pre, H_res) or None; dphi_parts (splits, n·C, n²+2n)."""
     T, _, C = x.shape
     bt, bc, warps = blocks
     splits = dphi_parts.shape[0]
     per_split = triton.cdiv(triton.cdiv(T, splits), bt) * bt
     g, dh, pre, res = fused_from if fused_from is not None else (x, x, s, s)
-    grid = (n, triton.cdiv(C, bc), splits)
-    coefficients_bwd_channel_kernel[grid](
-        x, phi_p, dy, s, g, dh, pre, res, dx, dphi_parts,
+    coefficients_bwd_channel_kernel[(n, triton.cdiv(C, bc), splits)](
+        x, phi, dy, s, g, dh, pre, res, dx, dphi_parts,
         T, C, per_split,
-        N=n, NZ=phi_p.shape[1], BT=bt, BC=bc, FUSED=fused_from is not None,
-        DOT_PRECISION="ieee" if x.dtype.itemsize == 4 else "tf32", num_warps=warps,
+        N=n, NZ=dy.shape[1], BT=bt, BC=bc, FUSED=fused_from is not None,
+        DOT="ieee" if x.dtype.itemsize == 4 else "tf32", num_warps=warps,
     )

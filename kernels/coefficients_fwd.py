@@ -1,54 +1,68 @@
 """Forward: RMSNorm + projection + gates + σ/2σ + Sinkhorn, and optionally h = H_pre·x, fused.
 
 One program owns BT tokens. First scan over the token's n·C values: the sum of squares and
-the projection x·φ on the matrix units (``tl.dot``, fp32 accumulate; tf32 for half inputs as
-in the paper, exact fp32 for fp32 inputs). The RMSNorm division comes after the matmul
-(z = r·(xφ)), as the paper does. The gates, σ, 2σ and 20 Sinkhorn iterations run in
-registers. With ``WITH_PRE`` a second scan over the same tokens writes h = Σ_i H_pre[i]·x[i].
+the projection x·φ on the matrix units, fp32 accumulate. The RMSNorm division comes after
+the matmul (z = r·(xφ)), as the paper does. The gates, σ, 2σ and the Sinkhorn iterations run
+in registers. With ``WITH_PRE`` a second scan over the same tokens (mostly served from L2)
+writes h = Σ_i H_pre[i]·x[i].
+
+``DOT`` picks how x·φ uses the matrix units: "ieee" (fp32 inputs, exact fp32), "tf32" (the
+paper's choice) or "bf16x2" for bf16 x: φ is split in registers into bf16 hi + lo parts and
+both products accumulate in fp32, so x needs no conversion and φ keeps 16 mantissa bits,
+more than tf32's 10.
 """
 
 from __future__ import annotations
 
+import torch
 import triton
 import triton.language as tl
 
-from .tile_ops import coefficient_maps
+from .tile_ops import coefficient_maps, contract_columns, load_gates
 
 
 @triton.jit
 def coefficients_fwd_kernel(
-    x_ptr, phi_ptr, alpha_ptr, bias_ptr,  # x (T, N·C); φ (N·C, NZ) f32; α, b (NZ,) f32
+    x_ptr, phi_ptr, alpha_ptr, bias_ptr,  # x (T, N·C); φ (N·C, N²+2N) in the contract's order; α (3,); b (N²+2N,)
     z_ptr, r_ptr, pre_ptr, post_ptr, res_ptr, h_ptr,  # z (T, NZ), r (T,), H_pre/post (T, N), H_res (T, N, N), h (T, C)
     T, C, eps,
     N: tl.constexpr, NZ: tl.constexpr, ITERS: tl.constexpr,
     BT: tl.constexpr, BK: tl.constexpr, BC: tl.constexpr,
-    WITH_PRE: tl.constexpr, DOT_PRECISION: tl.constexpr,
+    WITH_PRE: tl.constexpr, DOT: tl.constexpr,
 ):
     pid = tl.program_id(0)
     t = pid * BT + tl.arange(0, BT)
     tmask = t < T
     t64 = t.to(tl.int64)
     K = N * C
-    cols = tl.arange(0, NZ)
+    KC = N * N + 2 * N
+    src, valid, _ = contract_columns(N, NZ)
 
     acc = tl.zeros((BT, NZ), dtype=tl.float32)
-    sumsq = tl.zeros((BT,), dtype=tl.float32)
+    squares = tl.zeros((BT, BK), dtype=tl.float32)
     for k0 in range(0, K, BK):
         k = k0 + tl.arange(0, BK)
         kmask = k < K
         xk = tl.load(x_ptr + t64[:, None] * K + k[None, :], mask=tmask[:, None] & kmask[None, :], other=0.0)
-        xk = xk.to(tl.float32)
-        sumsq += tl.sum(xk * xk, axis=1)
-        ph = tl.load(phi_ptr + k[:, None] * NZ + cols[None, :], mask=kmask[:, None], other=0.0)
-        acc = tl.dot(xk, ph, acc, input_precision=DOT_PRECISION)
+        xf = xk.to(tl.float32)
+        squares += xf * xf
+        ph = tl.load(phi_ptr + k[:, None] * KC + src[None, :], mask=kmask[:, None] & valid[None, :], other=0.0)
+        ph = ph.to(tl.float32)
+        if DOT == "bf16x2":
+            hi = ph.to(tl.bfloat16)
+            lo = (ph - hi.to(tl.float32)).to(tl.bfloat16)
+            acc = tl.dot(xk, hi, acc)
+            acc = tl.dot(xk, lo, acc)
+        else:
+            acc = tl.dot(xf, ph, acc, input_precision=DOT)
 
-    r = tl.rsqrt(sumsq / K + eps)
+    r = tl.rsqrt(tl.sum(squares, axis=1) / K + eps)
     z = acc * r[:, None]
+    cols = tl.arange(0, NZ)
     tl.store(z_ptr + t64[:, None] * NZ + cols[None, :], z, mask=tmask[:, None])
     tl.store(r_ptr + t, r, mask=tmask)
 
-    alpha_cols = tl.load(alpha_ptr + cols)
-    bias_cols = tl.load(bias_ptr + cols)
+    alpha_cols, bias_cols = load_gates(alpha_ptr, bias_ptr, N, NZ)
     h_pre, h_post, h_res, _ = coefficient_maps(z, alpha_cols, bias_cols, BT, N, NZ, ITERS)
 
     s = tl.arange(0, N)
@@ -67,17 +81,19 @@ def coefficients_fwd_kernel(
                      mask=tmask[:, None] & (c < C)[None, :])
 
 
-def launch_coefficients_fwd(x2, phi_p, alpha_p, bias_p, outs, n, iters, eps, *, with_pre, blocks):
-    """x2 (T, n·C) contiguous; outs = (z, r, pre, post, res, h or None)."""
+def dot_mode(dtype: torch.dtype) -> str:
+    """How x·φ uses the matrix units for activations of this dtype."""
+    return {torch.float32: "ieee", torch.bfloat16: "bf16x2"}.get(dtype, "tf32")
+
+
+def launch_coefficients_fwd(x2, phi, alpha, bias, outs, n, iters, eps, *, with_pre, blocks, dot=None):
+    """x2 (T, n·C), φ (n·C, n²+2n), α (3,), b (n²+2n,), all contiguous; outs = (z, r, pre, post, res, h or None)."""
     z, r, pre, post, res, h = outs
     T, K = x2.shape
-    C = K // n
     bt, bk, bc, warps = blocks
-    grid = (triton.cdiv(T, bt),)
-    coefficients_fwd_kernel[grid](
-        x2, phi_p, alpha_p, bias_p, z, r, pre, post, res, h if with_pre else z,
-        T, C, eps,
-        N=n, NZ=phi_p.shape[1], ITERS=iters, BT=bt, BK=bk, BC=bc,
-        WITH_PRE=with_pre, DOT_PRECISION="ieee" if x2.dtype.itemsize == 4 else "tf32",
-        num_warps=warps,
+    coefficients_fwd_kernel[(triton.cdiv(T, bt),)](
+        x2, phi, alpha, bias, z, r, pre, post, res, h if with_pre else z,
+        T, K // n, eps,
+        N=n, NZ=z.shape[1], ITERS=iters, BT=bt, BK=bk, BC=bc,
+        WITH_PRE=with_pre, DOT=dot or dot_mode(x2.dtype), num_warps=warps,
     )

@@ -27,22 +27,21 @@ from torch.autograd import Function
 
 from mhc_course.mhc import check_coefficient_params
 
-from .layout import as_tokens, check_kernel_streams, grad_dtype_like, pad_coefficients
+from .layout import as_tokens, check_kernel_streams, coefficient_params, grad_dtype_like
 from .ops import coefficients_backward, coefficients_forward, mhc_post_res
 from .stream_kernels import launch_post_res_bwd, launch_post_res_fwd
 from .tuning import blocks
 
 
 def _forward_kernels(x3, phi, bias, alpha, iters, eps):
-    n = x3.shape[1]
-    phi_p, bias_p, alpha_p = pad_coefficients(phi, bias, alpha, n)
-    z, r, pre, post, res, h = coefficients_forward(x3, phi_p, alpha_p, bias_p, iters, eps, with_pre=True)
-    return (phi_p, bias_p, alpha_p), (z, r, pre, post, res), h
+    params = coefficient_params(phi, alpha, bias)
+    z, r, pre, post, res, h = coefficients_forward(x3, *params, iters, eps, with_pre=True)
+    return params, (z, r, pre, post, res), h
 
 
 def _post_res(x3, f2, post, res):
     out = torch.empty_like(x3)
-    launch_post_res_fwd(x3, f2, post, res, out, blocks("post_res_fwd", x3.shape[1], x3.shape[2], x3.dtype))
+    launch_post_res_fwd(x3, f2, post, res, out, blocks("post_res_fwd", x3.shape[1], x3.shape[2]))
     return out
 
 
@@ -67,18 +66,18 @@ class _Connection(Function):
 
     @staticmethod
     def backward(ctx, g, _unused_res_grad):
-        x3, f2, phi_p, bias_p, alpha_p, z, r, pre, post, res = ctx.saved_tensors
+        x3, f2, phi_c, alpha_c, bias_c, z, r, pre, post, res = ctx.saved_tensors
         T, n, C = x3.shape
         g3 = grad_dtype_like(g, x3).view(T, n, C)
         df = torch.empty_like(f2)
-        launch_post_res_bwd(g3, x3, f2, post, res, df, None, blocks("post_res_bwd", n, C, x3.dtype))
+        launch_post_res_bwd(g3, x3, f2, post, res, df, None, blocks("post_res_bwd", n, C))
         f, h_in = ctx.f, ctx.h_in
         if f.requires_grad:
             torch.autograd.backward(f, df.view(f.shape).to(f.dtype))
         dh = h_in.grad if h_in.grad is not None else torch.zeros_like(h_in)
         dh2 = grad_dtype_like(dh, x3).view(T, C)
         dx, dphi, db, dalpha = coefficients_backward(
-            x3, phi_p, alpha_p, bias_p, z, r, ctx.iters, fused_from=(g3, f2, dh2, pre, res)
+            x3, phi_c, alpha_c, bias_c, z, r, ctx.iters, fused_from=(g3, f2, dh2, pre, res)
         )
         ctx.f = ctx.h_in = None
         xd, pd, bd, ad = ctx.dtypes

@@ -1,10 +1,11 @@
-"""Host-side preparation shared by the kernels: padded coefficient layout, flattening, checks.
+"""Host-side preparation shared by the kernels: the padded coefficient width, flattening, checks.
 
 Inside the kernels the n² + 2n coefficients of a token live in one padded row of width
 ``NZ = next_pow2(max(16, n² + 2n))`` ordered ``[res (n², row-major) | pre (n) | post (n) | 0…]``.
 With that order every group is one aligned chunk: res is chunk 0 of width n², pre is chunk n
 and post chunk n + 1 of width n, so a kernel extracts a group with a reshape and a masked sum.
-The contract's order ``[pre | post | res]`` is restored on the way out.
+The kernels read φ and b in the contract's order ``[pre | post | res]`` and map columns
+themselves (``tile_ops.contract_columns``), so nothing is copied on the host.
 """
 
 from __future__ import annotations
@@ -46,26 +47,9 @@ def check_kernel_streams(x: Tensor, n_allowed: tuple[int, ...] = (1, 2, 4, 8)) -
     )
 
 
-def pad_coefficients(phi: Tensor, bias: Tensor, alpha: Tensor, n: int) -> tuple[Tensor, Tensor, Tensor]:
-    """φ (n·C, n²+2n) → (n·C, NZ) float32 in kernel order; per-column α and b as (NZ,) float32."""
-    nz = padded_width(n)
-    k = coefficient_count(n)
-
-    def reorder(t: Tensor) -> Tensor:  # [pre | post | res] → [res | pre | post | 0…] on the last dim
-        t = t.to(torch.float32)
-        parts = [t[..., 2 * n :], t[..., :n], t[..., n : 2 * n]]
-        pad = t.new_zeros(*t.shape[:-1], nz - k)
-        return torch.cat(parts + [pad], dim=-1).contiguous()
-
-    a = alpha.to(torch.float32)
-    alpha_cols = torch.cat([a[0].expand(n), a[1].expand(n), a[2].expand(n * n)])
-    return reorder(phi), reorder(bias), reorder(alpha_cols)
-
-
-def unpad_columns(t: Tensor, n: int) -> Tensor:
-    """(…, NZ) kernel order → (…, n²+2n) contract order [pre | post | res]."""
-    nn_ = n * n
-    return torch.cat([t[..., nn_ : nn_ + n], t[..., nn_ + n : nn_ + 2 * n], t[..., :nn_]], dim=-1)
+def coefficient_params(phi: Tensor, alpha: Tensor, bias: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """φ, α, b as the kernels read them: contiguous, in the contract's column order."""
+    return phi.contiguous(), alpha.contiguous(), bias.contiguous()
 
 
 def as_tokens(t: Tensor, tail: int) -> Tensor:

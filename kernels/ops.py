@@ -8,6 +8,7 @@ coefficients are float32. Non-contiguous inputs are copied to contiguous ones.
 from __future__ import annotations
 
 import torch
+import triton
 from torch import Tensor
 from torch.autograd import Function
 
@@ -15,12 +16,12 @@ from mhc_course.mhc import check_coefficient_params, check_post_res_args, check_
 
 from .coefficients_bwd import launch_channel_pass, launch_token_pass
 from .coefficients_fwd import launch_coefficients_fwd
-from .layout import as_tokens, check_kernel_streams, grad_dtype_like, pad_coefficients, padded_width, unpad_columns
+from .layout import as_tokens, check_kernel_streams, coefficient_params, grad_dtype_like, padded_width
 from .stream_kernels import launch_post_res_bwd, launch_post_res_fwd, launch_pre_bwd, launch_pre_fwd
 from .tuning import blocks
 
 
-def coefficients_forward(x3: Tensor, phi_p: Tensor, alpha_p: Tensor, bias_p: Tensor, iters: int, eps: float,
+def coefficients_forward(x3: Tensor, phi: Tensor, alpha: Tensor, bias: Tensor, iters: int, eps: float,
                          with_pre: bool) -> tuple[Tensor, ...]:
     """x3 (T, n, C) → z (T, NZ), r (T,), H_pre (T, n), H_post (T, n), H_res (T, n, n), h (T, C) or None."""
     T, n, C = x3.shape
@@ -28,30 +29,28 @@ def coefficients_forward(x3: Tensor, phi_p: Tensor, alpha_p: Tensor, bias_p: Ten
     z, r = torch.empty(T, padded_width(n), **f32), torch.empty(T, **f32)
     pre, post, res = torch.empty(T, n, **f32), torch.empty(T, n, **f32), torch.empty(T, n, n, **f32)
     h = torch.empty(T, C, device=x3.device, dtype=x3.dtype) if with_pre else None
-    launch_coefficients_fwd(x3.view(T, n * C), phi_p, alpha_p, bias_p, (z, r, pre, post, res, h), n, iters, eps,
-                            with_pre=with_pre, blocks=blocks("coefficients_fwd", n, C, x3.dtype))
+    launch_coefficients_fwd(x3.view(T, n * C), phi, alpha, bias, (z, r, pre, post, res, h), n, iters, eps,
+                            with_pre=with_pre, blocks=blocks("coefficients_fwd", n, C))
     return z, r, pre, post, res, h
 
 
-def coefficients_backward(x3, phi_p, alpha_p, bias_p, z, r, iters, *, given=None, fused_from=None):
+def coefficients_backward(x3, phi, alpha, bias, z, r, iters, *, given=None, fused_from=None):
     """dx (T, n, C), dφ (n·C, n²+2n), db (n²+2n,), dα (3,) from either the given coefficient
     gradients (dH_pre, dH_post, dH_res) or, in the fused connection, fused_from = (g, f, dh, H_pre, H_res)."""
     T, n, C = x3.shape
-    nz = z.shape[1]
-    da, dy, s = torch.empty_like(z), torch.empty_like(z), torch.empty_like(r)
+    kc = phi.shape[1]
+    bt, bc, warps = blocks("coefficients_bwd_token", n, C)
+    dy, s = torch.empty_like(z), torch.empty_like(r)
+    parts = torch.empty(triton.cdiv(T, bt), kc + 3, device=z.device, dtype=torch.float32)
     reduce_from = None if fused_from is None else (fused_from[0], x3, fused_from[1], fused_from[2])
-    launch_token_pass(z, r, alpha_p, bias_p, given, reduce_from, (da, dy, s), n, C, iters,
-                      blocks("coefficients_bwd_token", n, C, x3.dtype))
-    bt, bc, warps, splits = blocks("coefficients_bwd_channel", n, C, x3.dtype, tokens=T)
+    launch_token_pass(z, r, alpha, bias, given, reduce_from, (dy, s, parts), n, C, iters, (bt, bc, warps))
+    bt, bc, warps, splits = blocks("coefficients_bwd_channel", n, C, tokens=T)
     dx = torch.empty_like(x3)
-    dphi_parts = torch.empty(splits, n * C, nz, device=x3.device, dtype=torch.float32)
+    dphi_parts = torch.empty(splits, n * C, kc, device=x3.device, dtype=torch.float32)
     channel_from = None if fused_from is None else (fused_from[0], fused_from[2], fused_from[3], fused_from[4])
-    launch_channel_pass(x3, phi_p, dy, s, channel_from, dx, dphi_parts, n, (bt, bc, warps))
-    dphi = unpad_columns(dphi_parts.sum(0), n)
-    db = unpad_columns(da.sum(0), n)
-    dz_sum = unpad_columns((da * z).sum(0), n)  # Σ_t da·z per column, then per gate
-    dalpha = torch.stack([dz_sum[:n].sum(), dz_sum[n : 2 * n].sum(), dz_sum[2 * n :].sum()])
-    return dx, dphi, db, dalpha
+    launch_channel_pass(x3, phi, dy, s, channel_from, dx, dphi_parts, n, (bt, bc, warps))
+    sums = parts.sum(0)
+    return dx, dphi_parts.sum(0), sums[:kc], sums[kc:]
 
 
 def _reshape_out(t: Tensor, lead: torch.Size, *tail: int) -> Tensor:
@@ -62,24 +61,23 @@ class _Coefficients(Function):
     @staticmethod
     def forward(ctx, x, phi, bias, alpha, iters, eps):
         n = x.shape[-2]
-        x3 = as_tokens(x, 2)
-        phi_p, bias_p, alpha_p = pad_coefficients(phi, bias, alpha, n)
-        z, r, pre, post, res, _ = coefficients_forward(x3, phi_p, alpha_p, bias_p, iters, eps, with_pre=False)
-        ctx.save_for_backward(x3, phi_p, alpha_p, bias_p, z, r)
+        x3, params = as_tokens(x, 2), coefficient_params(phi, alpha, bias)
+        z, r, pre, post, res, _ = coefficients_forward(x3, *params, iters, eps, with_pre=False)
+        ctx.save_for_backward(x3, *params, z, r)
         lead = x.shape[:-2]
         ctx.iters, ctx.lead, ctx.dtypes = iters, lead, (x.dtype, phi.dtype, bias.dtype, alpha.dtype)
         return _reshape_out(pre, lead, n), _reshape_out(post, lead, n), _reshape_out(res, lead, n, n)
 
     @staticmethod
     def backward(ctx, dpre, dpost, dres):
-        x3, phi_p, alpha_p, bias_p, z, r = ctx.saved_tensors
+        x3, phi, alpha, bias, z, r = ctx.saved_tensors
         T, n, _ = x3.shape
 
         def given(g, *tail):
             return torch.zeros(T, *tail, device=z.device) if g is None else g.reshape(T, *tail).float().contiguous()
 
         dx, dphi, db, dalpha = coefficients_backward(
-            x3, phi_p, alpha_p, bias_p, z, r, ctx.iters, given=(given(dpre, n), given(dpost, n), given(dres, n, n))
+            x3, phi, alpha, bias, z, r, ctx.iters, given=(given(dpre, n), given(dpost, n), given(dres, n, n))
         )
         xd, pd, bd, ad = ctx.dtypes
         return dx.view(*ctx.lead, *x3.shape[1:]).to(xd), dphi.to(pd), db.to(bd), dalpha.to(ad), None, None
@@ -93,7 +91,7 @@ class _Pre(Function):
         x3 = as_tokens(x, 2)
         pre = as_tokens(h_pre.float().expand(*lead, n), 1)
         h = torch.empty(x3.shape[0], C, device=x.device, dtype=x.dtype)
-        launch_pre_fwd(x3, pre, h, blocks("pre_fwd", n, C, x.dtype))
+        launch_pre_fwd(x3, pre, h, blocks("pre_fwd", n, C))
         ctx.save_for_backward(x3, pre)
         ctx.lead, ctx.pre_shape, ctx.pre_dtype = lead, h_pre.shape, h_pre.dtype
         return h.view(*lead, C)
@@ -103,7 +101,7 @@ class _Pre(Function):
         x3, pre = ctx.saved_tensors
         T, n, C = x3.shape
         dx, dpre = torch.empty_like(x3), torch.empty(T, n, device=x3.device, dtype=torch.float32)
-        launch_pre_bwd(x3, pre, grad_dtype_like(dh, x3).view(T, C), dx, dpre, blocks("pre_bwd", n, C, x3.dtype))
+        launch_pre_bwd(x3, pre, grad_dtype_like(dh, x3).view(T, C), dx, dpre, blocks("pre_bwd", n, C))
         dpre = dpre.view(*ctx.lead, n).sum_to_size(ctx.pre_shape).to(ctx.pre_dtype)
         return dx.view(*ctx.lead, n, C), dpre
 
@@ -118,7 +116,7 @@ class _PostRes(Function):
         post = as_tokens(h_post.float().expand(*lead, n), 1)
         res = as_tokens(h_res.float().expand(*lead, n, n), 2)
         out = torch.empty_like(x3)
-        launch_post_res_fwd(x3, f2, post, res, out, blocks("post_res_fwd", n, C, x.dtype))
+        launch_post_res_fwd(x3, f2, post, res, out, blocks("post_res_fwd", n, C))
         ctx.save_for_backward(x3, f2, post, res)
         ctx.lead, ctx.shapes = lead, (f.shape, f.dtype, h_post.shape, h_post.dtype, h_res.shape, h_res.dtype)
         return out.view(*lead, n, C)
@@ -130,7 +128,7 @@ class _PostRes(Function):
         g3 = grad_dtype_like(g, x3).view(T, n, C)
         dx, df = torch.empty_like(x3), torch.empty_like(f2)
         dpost, dres = torch.empty_like(post), torch.empty_like(res)
-        launch_post_res_bwd(g3, x3, f2, post, res, df, (dx, dpost, dres), blocks("post_res_bwd", n, C, x3.dtype))
+        launch_post_res_bwd(g3, x3, f2, post, res, df, (dx, dpost, dres), blocks("post_res_bwd", n, C))
         f_shape, f_dtype, p_shape, p_dtype, r_shape, r_dtype = ctx.shapes
         lead = ctx.lead
         return (

@@ -1,6 +1,7 @@
 """Triton device functions on register tiles of BT tokens: coefficient groups and Sinkhorn.
 
-A token block's coefficients are a (BT, NZ) tile in the padded order of ``layout.py``.
+A token block's coefficients are a (BT, NZ) tile in the padded order of ``layout.py``;
+``contract_columns`` maps that order to the columns of the contract's φ and b.
 Sinkhorn–Knopp runs on a (BT, n, n) tile entirely in registers; its backward recomputes the
 forward iterations it needs instead of storing any of them (t_max² / 2 small iterations per
 token: cheap next to reading the token's n·C activations).
@@ -10,6 +11,26 @@ from __future__ import annotations
 
 import triton
 import triton.language as tl
+
+
+@triton.jit
+def contract_columns(N: tl.constexpr, NZ: tl.constexpr):
+    """For each padded column: its column in the contract's [pre | post | res] order, whether it
+    is a real column (not padding), and which gate scales it (0 pre, 1 post, 2 res)."""
+    c = tl.arange(0, NZ)
+    src = tl.where(c < N * N, c + 2 * N, c - N * N)
+    valid = c < N * N + 2 * N
+    gate = tl.where(c < N * N, 2, tl.where(c < N * N + N, 0, 1))
+    return src, valid, gate
+
+
+@triton.jit
+def load_gates(alpha_ptr, bias_ptr, N: tl.constexpr, NZ: tl.constexpr):
+    """α and b for every padded column, as (NZ,) float32 (0 on padding)."""
+    src, valid, gate = contract_columns(N, NZ)
+    alpha_cols = tl.where(valid, tl.load(alpha_ptr + gate).to(tl.float32), 0.0)
+    bias_cols = tl.load(bias_ptr + src, mask=valid, other=0.0).to(tl.float32)
+    return alpha_cols, bias_cols
 
 
 @triton.jit

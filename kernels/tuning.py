@@ -1,24 +1,27 @@
 """Block sizes for each kernel: (BT tokens, BK or BC channels, warps[, token splits]).
 
-The GPU values were chosen on an H100 with benchmarks/bench_connection.py; under the CPU
+The GPU values were chosen on an H100 with benchmarks/profile_kernels.py; under the CPU
 interpreter larger blocks mean fewer Python-level program launches, so it uses its own.
+``MHC_COURSE_KERNEL_BLOCKS`` overrides them with JSON such as ``{"post_res_fwd": [8, 256, 8]}``
+(profile_kernels.py writes one for the GPU it ran on).
 """
 
 from __future__ import annotations
 
+import json
 import os
 
 import torch
 import triton
 
 _GPU = {
-    "coefficients_fwd": (32, 64, 64, 4),  # BT, BK, BC, warps
+    "coefficients_fwd": (64, 128, 64, 4),  # BT, BK, BC, warps
     "coefficients_bwd_token": (16, 64, 4),  # BT, BC, warps
-    "coefficients_bwd_channel": (32, 64, 4),  # BT, BC, warps (+ splits, computed)
-    "pre_fwd": (16, 128, 4),
-    "pre_bwd": (16, 64, 4),
-    "post_res_fwd": (16, 128, 4),
-    "post_res_bwd": (16, 64, 4),
+    "coefficients_bwd_channel": (32, 128, 4, 4),  # BT, BC, warps, token splits
+    "pre_fwd": (8, 256, 8),
+    "pre_bwd": (8, 128, 4),
+    "post_res_fwd": (8, 256, 8),
+    "post_res_bwd": (8, 256, 8),
 }
 _INTERPRETER = {
     "coefficients_fwd": (16, 64, 32, 1),
@@ -37,14 +40,16 @@ def _multiprocessors() -> int:
     return 1
 
 
-def blocks(kind: str, n: int, C: int, dtype: torch.dtype, tokens: int | None = None) -> tuple[int, ...]:
+def blocks(kind: str, n: int, C: int, tokens: int | None = None) -> tuple[int, ...]:
     """Launch parameters for kernel ``kind`` at stream count n and width C."""
     table = _INTERPRETER if os.environ.get("TRITON_INTERPRET") == "1" else _GPU
-    cfg = table[kind]
+    override = json.loads(os.environ.get("MHC_COURSE_KERNEL_BLOCKS") or "{}")
+    cfg = tuple(override.get(kind, table[kind]))
     if kind != "coefficients_bwd_channel":
         return cfg
-    bt, bc, warps = cfg
-    programs = n * triton.cdiv(C, bc)
-    splits = max(1, triton.cdiv(2 * _multiprocessors(), programs))
-    splits = min(splits, triton.cdiv(tokens or 1, bt))
-    return bt, bc, warps, splits
+    bt, bc, warps = cfg[:3]
+    if len(cfg) == 4:
+        splits = cfg[3]
+    else:  # enough programs for two per multiprocessor
+        splits = triton.cdiv(2 * _multiprocessors(), n * triton.cdiv(C, bc))
+    return bt, bc, warps, max(1, min(splits, triton.cdiv(tokens or 1, bt)))

@@ -1,0 +1,179 @@
+"""One mHC connection, side by side in one process (run on a CUDA GPU).
+
+Workload: T tokens of n = 4 streams of width C in bf16, the connection wrapped around an
+identity sublayer (f = h), so forward and backward cover coefficients, pre and post+res.
+Rows: a plain residual add; the eager PyTorch reference; ``torch.compile`` of it; Liger-Kernel's
+mHC ops; the ``hyper-connections`` package's mHC module (eager); ours (mhc_course.kernels).
+Each row: forward ms and forward+backward ms (``triton.testing.do_bench`` medians), effective
+GB/s over the minimal bytes, forward (3n+2)·C·T·2 and forward+backward (6n+5)·C·T·2, and that
+as a share of the device-to-device copy bandwidth measured in the same run.
+
+    python benchmarks/bench_connection.py --out results.json --md results.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import platform
+from collections.abc import Callable
+
+import torch
+import triton
+from triton.testing import do_bench
+
+import mhc_course as ref
+from mhc_course import kernels as tk
+
+N = 4
+
+
+def copy_bandwidth(gib: float = 1.0) -> float:
+    """Bytes read + written per second by a large device-to-device copy."""
+    src = torch.randn(int(gib * 2**30) // 4, device="cuda")
+    dst = torch.empty_like(src)
+    ms = do_bench(lambda: dst.copy_(src), warmup=50, rep=300, return_mode="median")
+    return 2 * src.numel() * 4 / (ms * 1e-3)
+
+
+def make_inputs(T: int, C: int, seed: int = 0):
+    g = torch.Generator(device="cuda").manual_seed(seed)
+    k = N * N + 2 * N
+    x = torch.randn(T, N, C, device="cuda", generator=g).bfloat16().requires_grad_()
+    phi = (torch.randn(N * C, k, device="cuda", generator=g) / math.sqrt(N * C)).requires_grad_()
+    bias = torch.randn(k, device="cuda", generator=g).requires_grad_()
+    alpha = torch.full((3,), 0.5, device="cuda").requires_grad_()
+    return x, phi, bias, alpha
+
+
+def identity(h: torch.Tensor) -> torch.Tensor:
+    return h
+
+
+def reference(x, phi, bias, alpha):
+    h_pre, h_post, h_res = ref.mhc_coefficients(x, phi, bias, alpha)
+    return ref.mhc_post_res(x, identity(ref.mhc_pre(x, h_pre)), h_post, h_res)
+
+
+def ours(x, phi, bias, alpha):
+    return tk.mhc_connection(x, phi, bias, alpha, identity)[0]
+
+
+def liger_row():
+    try:
+        from liger_kernel.transformers.functional import liger_mhc_coeffs, liger_mhc_post_res, liger_mhc_pre
+    except Exception as exc:  # the wheel may be missing; report the reason instead of the row
+        return None, f"liger-kernel unavailable: {type(exc).__name__}: {exc}"
+
+    def liger(x, phi, bias, alpha):
+        h_pre, h_post, h_res = liger_mhc_coeffs(x, phi, bias, alpha[0], alpha[1], alpha[2])
+        return liger_mhc_post_res(x, identity(liger_mhc_pre(x, h_pre)), h_post, h_res)
+
+    return liger, None
+
+
+def hyper_connections_row(C: int):
+    try:
+        from hyper_connections import mHC
+    except Exception as exc:
+        return None, f"hyper-connections unavailable: {type(exc).__name__}: {exc}"
+    module = mHC(N, dim=C, branch=torch.nn.Identity(), layer_index=0).cuda().bfloat16()
+
+    def run(x, phi, bias, alpha):  # the module holds its own parameters; streams folded into the batch
+        return module(x.view(-1, 2048, N, C).transpose(1, 2).reshape(-1, 2048, C))
+
+    return run, None
+
+
+def time_row(fn: Callable, args, fwd_only: bool) -> float:
+    x = args[0]
+    if fwd_only:
+        return do_bench(lambda: fn(*args), warmup=25, rep=100, return_mode="median")
+    g = torch.randn_like(fn(*args))
+
+    def step():
+        fn(*args).backward(g)
+
+    return do_bench(step, warmup=25, rep=100, grad_to_none=[a for a in args if a.requires_grad] or [x],
+                    return_mode="median")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--tokens", type=int, default=16384)
+    parser.add_argument("--widths", type=int, nargs="+", default=[2048, 4096])
+    parser.add_argument("--out", default="bench_connection.json")
+    parser.add_argument("--md", default="bench_connection.md")
+    args = parser.parse_args()
+    T = args.tokens
+    bw = copy_bandwidth()
+    results = []
+    for C in args.widths:
+        inputs = make_inputs(T, C)
+        want = reference(*inputs).float()
+        err = ((ours(*inputs).float() - want).norm() / want.norm()).item()
+        assert err < 1e-2, f"our output differs from the reference by {err:.2e} at C={C}"
+        rows: list[tuple[str, Callable | None, str | None]] = []
+        xr = torch.randn(T, C, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+        fr = torch.randn(T, C, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+        rows.append(("residual add (x + f)", None, None))
+        rows.append(("eager reference", reference, None))
+        rows.append(("torch.compile(reference)", torch.compile(reference), None))
+        rows.append(("Liger-Kernel 0.8.5 mHC", *liger_row()))
+        rows.append(("hyper-connections mHC (eager)", *hyper_connections_row(C)))
+        rows.append(("ours (mhc_course.kernels)", ours, None))
+        fwd_bytes, fb_bytes = (3 * N + 2) * C * T * 2, (6 * N + 5) * C * T * 2
+        for name, fn, skipped in rows:
+            row = {"C": C, "T": T, "n": N, "row": name}
+            if skipped:
+                row["skipped"] = skipped
+                results.append(row)
+                continue
+            if fn is None:  # plain residual: minimal bytes read x, f and write x + f
+                fwd = do_bench(lambda: xr + fr, warmup=25, rep=100, return_mode="median")  # noqa: B023
+                fb = time_row(lambda a, b: a + b, (xr, fr), fwd_only=False)
+                rb_f = rb_fb = 3 * C * T * 2
+            else:
+                fwd = time_row(fn, inputs, fwd_only=True)
+                fb = time_row(fn, inputs, fwd_only=False)
+                rb_f, rb_fb = fwd_bytes, fb_bytes
+            row.update(fwd_ms=fwd, fwd_bwd_ms=fb, fwd_gbs=rb_f / fwd / 1e6, fwd_bwd_gbs=rb_fb / fb / 1e6)
+            row.update(fwd_pct_copy=100 * rb_f / (fwd * 1e-3) / bw, fwd_bwd_pct_copy=100 * rb_fb / (fb * 1e-3) / bw)
+            results.append(row)
+        results.append({"C": C, "T": T, "n": N, "row": "floor at copy bandwidth",
+                        "fwd_ms": fwd_bytes / bw * 1e3, "fwd_bwd_ms": fb_bytes / bw * 1e3})
+    meta = {
+        "device": torch.cuda.get_device_name(0), "torch": torch.__version__, "triton": triton.__version__,
+        "cuda": torch.version.cuda, "python": platform.python_version(),
+        "date": datetime.date.today().isoformat(), "copy_bandwidth_gbs": bw / 1e9,
+        "dtype": "bfloat16", "sublayer": "identity (f = h)",
+    }
+    with open(args.out, "w") as fh:
+        json.dump({"meta": meta, "results": results}, fh, indent=1)
+    lines = [
+        f"Device: {meta['device']}; torch {meta['torch']}, Triton {meta['triton']}, CUDA {meta['cuda']}; "
+        f"{meta['date']}; copy bandwidth {meta['copy_bandwidth_gbs']:.0f} GB/s (read + write).",
+        f"T = {T} tokens, n = {N}, bf16, identity sublayer; do_bench medians. % copy = effective GB/s over the "
+        "minimal bytes ((3n+2)·C·T·2 forward, (6n+5)·C·T·2 forward+backward) / copy bandwidth.",
+        "",
+        "| C | implementation | fwd ms | fwd+bwd ms | fwd % copy | fwd+bwd % copy |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for r in results:
+        if "skipped" in r:
+            lines.append(f"| {r['C']} | {r['row']} | skipped: {r['skipped']} | | | |")
+        elif "fwd_pct_copy" in r:
+            lines.append(f"| {r['C']} | {r['row']} | {r['fwd_ms']:.3f} | {r['fwd_bwd_ms']:.3f} | "
+                         f"{r['fwd_pct_copy']:.0f}% | {r['fwd_bwd_pct_copy']:.0f}% |")
+        else:
+            lines.append(f"| {r['C']} | {r['row']} | {r['fwd_ms']:.3f} | {r['fwd_bwd_ms']:.3f} | 100% | 100% |")
+    text = "\n".join(lines)
+    with open(args.md, "w") as fh:
+        fh.write(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

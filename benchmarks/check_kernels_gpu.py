@@ -1,0 +1,152 @@
+"""GPU correctness of the Triton kernels at benchmark shapes (run on a CUDA machine).
+
+For each dtype (float32, bfloat16) and shape: the fused connection and the three contract
+functions against a float64 PyTorch reference, forward and every gradient, as
+‖ours − ref‖ / ‖ref‖. Every output buffer is poisoned with NaN before the kernels run, so an
+element a kernel fails to write shows up as NaN. Prints a table; writes JSON to --out.
+
+    python benchmarks/check_kernels_gpu.py --out results.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+import torch
+
+import mhc_course as ref
+from mhc_course import kernels as tk
+
+TOL = {torch.float32: 1e-4, torch.bfloat16: 1e-2}
+
+
+class Poisoned:
+    """Make torch.empty / empty_like return NaN-filled float tensors while active."""
+
+    def __enter__(self):
+        self.empty, self.empty_like = torch.empty, torch.empty_like
+
+        def poison(t):
+            return t.fill_(math.nan) if t.is_floating_point() else t
+
+        torch.empty = lambda *a, **k: poison(self.empty(*a, **k))
+        torch.empty_like = lambda *a, **k: poison(self.empty_like(*a, **k))
+
+    def __exit__(self, *exc):
+        torch.empty, torch.empty_like = self.empty, self.empty_like
+
+
+def rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a.double(), b.double()
+    if not torch.isfinite(a).all():
+        return math.inf
+    return ((a - b).norm() / b.norm().clamp_min(1e-30)).item()
+
+
+def leaves(ts, dtype=None):
+    return [t.detach().to(dtype or t.dtype).clone().requires_grad_() for t in ts]
+
+
+def inputs(T, n, C, dtype, seed):
+    g = torch.Generator(device="cuda").manual_seed(seed)
+    k = n * n + 2 * n
+    x = torch.randn(T, n, C, device="cuda", generator=g).to(dtype)
+    phi = torch.randn(n * C, k, device="cuda", generator=g) / math.sqrt(n * C)
+    bias = torch.randn(k, device="cuda", generator=g)
+    alpha = torch.rand(3, device="cuda", generator=g) + 0.3
+    return x, phi, bias, alpha
+
+
+def check_connection(T, n, C, dtype, seed):
+    x, phi, bias, alpha = inputs(T, n, C, dtype, seed)
+    w = torch.nn.Linear(C, C, bias=False, device="cuda")
+    torch.nn.init.normal_(w.weight, std=C**-0.5)
+    g_out = torch.randn(T, n, C, device="cuda").to(dtype)
+
+    def layer_ref(h):
+        return torch.tanh(h.double() @ w.weight.double().T)
+
+    ri = leaves((x, phi, bias, alpha), torch.float64)
+    hp, hq, hr = ref.mhc_coefficients(*ri)
+    out_ref = ref.mhc_post_res(ri[0], layer_ref(ref.mhc_pre(ri[0], hp)), hq, hr)
+    out_ref.backward(g_out.double())
+
+    def layer(h):
+        return torch.tanh(h @ w.weight.to(h.dtype).T)
+
+    oi = leaves((x, phi, bias, alpha))
+    with Poisoned():
+        out, _ = tk.mhc_connection(*oi, layer)
+        out.backward(g_out)
+    row = {"op": "mhc_connection", "T": T, "n": n, "C": C, "dtype": str(dtype).split(".")[-1], "out": rel(out, out_ref)}
+    for name, a, b in zip(("dx", "dphi", "dbias", "dalpha"), oi, ri, strict=True):
+        row[name] = rel(a.grad, b.grad)
+    return row
+
+
+def check_contract(T, n, C, dtype, seed):
+    x, phi, bias, alpha = inputs(T, n, C, dtype, seed)
+    rows = []
+    ri, oi = leaves((x, phi, bias, alpha), torch.float64), leaves((x, phi, bias, alpha))
+    with Poisoned():
+        ours = tk.mhc_coefficients(*oi)
+    theirs = ref.mhc_coefficients(*ri)
+    ws = [torch.randn_like(t) for t in theirs]
+    sum((t * w).sum() for t, w in zip(theirs, ws, strict=True)).backward()
+    with Poisoned():
+        sum((t * w.float()).sum() for t, w in zip(ours, ws, strict=True)).backward()
+    row = {"op": "mhc_coefficients", "T": T, "n": n, "C": C, "dtype": str(dtype).split(".")[-1]}
+    row["out"] = max(rel(a, b) for a, b in zip(ours, theirs, strict=True))
+    for name, a, b in zip(("dx", "dphi", "dbias", "dalpha"), oi, ri, strict=True):
+        row[name] = rel(a.grad, b.grad)
+    rows.append(row)
+
+    f = torch.randn(T, C, device="cuda").to(dtype)
+    hp, hq, hr = (t.detach().float() for t in theirs)
+    for op, args in (("mhc_pre", (x, hp)), ("mhc_post_res", (x, f, hq, hr))):
+        oi, ri = leaves(args), leaves(args, torch.float64)
+        want = getattr(ref, op)(*ri)
+        g = torch.randn_like(want)
+        want.backward(g)
+        with Poisoned():
+            got = getattr(tk, op)(*oi)
+            got.backward(g.to(got.dtype))
+        row = {"op": op, "T": T, "n": n, "C": C, "dtype": str(dtype).split(".")[-1], "out": rel(got, want)}
+        for i, (a, b) in enumerate(zip(oi, ri, strict=True)):
+            row[f"d{i}"] = rel(a.grad, b.grad)
+        rows.append(row)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", default="kernel_check.json")
+    args = parser.parse_args()
+    rows = []
+    cases = [(16384, 4, 2048), (16384, 4, 4096), (4096, 4, 2047), (2048, 1, 1000), (2048, 2, 777), (2048, 8, 520)]
+    for seed, (T, n, C) in enumerate(cases):
+        for dtype in (torch.float32, torch.bfloat16):
+            rows.append(check_connection(T, n, C, dtype, seed))
+            rows += check_contract(T, n, C, dtype, seed)
+    failed = []
+    print(f"{'op':<18}{'dtype':<10}{'T':>7}{'n':>3}{'C':>6}  worst relative error (out and grads)")
+    for r in rows:
+        errs = {k: v for k, v in r.items() if k not in ("op", "T", "n", "C", "dtype")}
+        worst = max(errs.values())
+        tol = TOL[torch.float32 if r["dtype"] == "float32" else torch.bfloat16]
+        ok = worst < tol
+        r["ok"], r["tolerance"] = ok, tol
+        if not ok:
+            failed.append(r)
+        print(f"{r['op']:<18}{r['dtype']:<10}{r['T']:>7}{r['n']:>3}{r['C']:>6}  {worst:.2e} {'ok' if ok else 'FAIL'}")
+    with open(args.out, "w") as fh:
+        json.dump({"device": torch.cuda.get_device_name(0), "torch": torch.__version__, "rows": rows}, fh, indent=1)
+    print(f"{len(rows) - len(failed)}/{len(rows)} checks within tolerance")
+    if failed:
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()
