@@ -17,4 +17,5 @@ lab: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
+	./tools/install_browser.sh
 	MHC_COURSE_PROFILE=ci $(VENV)/bin/python -m pytest
