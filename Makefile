@@ -13,7 +13,8 @@ $(STAMP): pyproject.toml tools/setup_venv.sh
 	touch $@
 
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab --notebook-dir=lessons --port=$(PORT)
+	$(VENV)/bin/jupyter lab --notebook-dir=lessons --port=$(PORT) \
+		--ContentsManager.pre_save_hook=mhc_course.viz.display.strip_live_views
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .

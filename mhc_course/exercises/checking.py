@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import inspect
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -44,10 +45,15 @@ class Feedback:
 
     def _repr_html_(self) -> str:
         colour = {True: "#1b7f3b", False: "#b3261e", None: "#6b6b6b"}[self.passed]
-        body = f"<b style='color:{colour}'>{html.escape(str(self).splitlines()[0])}</b>"
+        body = f"<b style='color:{colour}'>{_inline_code(str(self).splitlines()[0])}</b>"
         if self.hint and self.passed is not True:
-            body += f"<br><i>hint: {html.escape(self.hint)}</i>"
+            body += f"<br><i>hint: {_inline_code(self.hint)}</i>"
         return f"<div style='padding:4px 8px;border-left:4px solid {colour}'>{body}</div>"
+
+
+def _inline_code(text: str) -> str:
+    """Escape for HTML and render `backticked` spans as code."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
 
 
 def attempt(exercise: str, fn: Callable, *args, hint: str = "", **kwargs) -> tuple[object, Feedback | None]:

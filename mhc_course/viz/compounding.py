@@ -15,6 +15,10 @@ def compounding_curves(depth: int, gain: float) -> dict[str, np.ndarray]:
     return {"layer": layers, "gain": gain ** layers.astype(np.float64), "identity": np.ones(depth + 1)}
 
 
+def _title(gain: float) -> str:
+    return f"Signal size after L layers: {gain:.3f}<sup>L</sup>"
+
+
 def compounding_figure(depth: int, gain: float) -> go.FigureWidget:
     c = compounding_curves(depth, gain)
     fig = go.FigureWidget(
@@ -24,13 +28,13 @@ def compounding_figure(depth: int, gain: float) -> go.FigureWidget:
                        line={"dash": "dash"}),
         ],
         layout=go.Layout(
-            title=f"Signal size after L layers: {gain:.3f}^L",
+            title=_title(gain),
             xaxis_title="layer L",
-            yaxis_title="signal size relative to the input (log scale)",
-            yaxis_type="log",
-            height=420,
-            margin={"l": 70, "r": 20, "t": 60, "b": 60},
-            legend={"x": 0.01, "y": 0.99},
+            yaxis={"title": "signal size relative to the input (log scale)", "type": "log",
+                   "exponentformat": "power", "dtick": 1, "minor": {"showgrid": True}},
+            height=440,
+            margin={"l": 80, "r": 20, "t": 60, "b": 110},
+            legend={"orientation": "h", "x": 0, "y": -0.22},
         ),
     )
     return fig
@@ -50,7 +54,7 @@ def compounding_widget(depth: int = 64, gain: float = 1.05, max_depth: int = 256
             fig.data[0].x, fig.data[0].y = c["layer"], c["gain"]
             fig.data[0].name = f"gain {gain_slider.value:.3f} per layer"
             fig.data[1].x, fig.data[1].y = c["layer"], c["identity"]
-            fig.layout.title.text = f"Signal size after L layers: {gain_slider.value:.3f}^L"
+            fig.layout.title.text = _title(gain_slider.value)
 
     depth_slider.observe(update, names="value")
     gain_slider.observe(update, names="value")
