@@ -5,18 +5,12 @@ signatures as the PyTorch reference in ``mhc_course.mhc``, and ``mhc_connection`
 connection around a sublayer in the fewest passes over memory (used by
 ``MHC(..., backend="triton")``).
 
-Without CUDA, Triton runs kernels in its interpreter (fp32 only): importing this package sets
-``TRITON_INTERPRET=1`` before any kernel is defined, unless the variable is already set.
+Without CUDA, Triton runs kernels in its interpreter (fp32 only). The switch,
+``TRITON_INTERPRET=1``, must be set before triton is first imported: ``import mhc_course``
+sets it (unless already set), so import mhc_course before triton.
 """
 
-import os
-
-import torch
-
-if not torch.cuda.is_available():
-    os.environ.setdefault("TRITON_INTERPRET", "1")
-
-from .connection import mhc_connection  # noqa: E402
-from .ops import mhc_coefficients, mhc_post_res, mhc_pre  # noqa: E402
+from .connection import mhc_connection
+from .ops import mhc_coefficients, mhc_post_res, mhc_pre
 
 __all__ = ["mhc_coefficients", "mhc_connection", "mhc_post_res", "mhc_pre"]

@@ -56,11 +56,35 @@ def _device() -> list[Check]:
             Check("INFO", "triton mode", "GPU: kernels compile for this device"),
         ]
     mode = os.environ.get("TRITON_INTERPRET", "")
-    how = "set" if mode == "1" else "set by mhc_course.kernels on import"
-    return [
-        Check("INFO", "device", f"CPU only ({os.cpu_count()} cores); lessons show committed GPU results"),
-        Check("INFO", "triton mode", f"interpreter, fp32 only (TRITON_INTERPRET=1 {how})"),
-    ]
+    cpu = Check("INFO", "device", f"CPU only ({os.cpu_count()} cores); lessons show committed GPU results")
+    if mode != "1":
+        why = f"no CUDA and TRITON_INTERPRET={mode!r}: the kernels cannot run; unset it"
+        return [cpu, Check("FAIL", "triton mode", why)]
+    return [cpu, Check("INFO", "triton mode", "interpreter, fp32 only (TRITON_INTERPRET=1)")]
+
+
+def _kernels() -> Check:
+    """Run the fused connection once on a tiny input and compare with the reference."""
+    import torch
+
+    from . import kernels
+    from .mhc import mhc_coefficients, mhc_post_res, mhc_pre
+
+    g = torch.Generator().manual_seed(0)
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    x = torch.randn(16, 4, 32, generator=g).to(dev)
+    phi, bias = (torch.randn(128, 24, generator=g) / 12).to(dev), torch.randn(24, generator=g).to(dev)
+    alpha = torch.full((3,), 0.5, device=dev)
+    try:
+        got, _ = kernels.mhc_connection(x, phi, bias, alpha, torch.tanh)
+    except Exception as exc:  # a broken Triton install fails in many ways; report any of them
+        return Check("FAIL", "kernels", f"{type(exc).__name__}: {exc}")
+    hp, hq, hr = mhc_coefficients(x, phi, bias, alpha)
+    want = mhc_post_res(x, torch.tanh(mhc_pre(x, hp)), hq, hr)
+    err = ((got - want).norm() / want.norm()).item()
+    if not err < 1e-4:
+        return Check("FAIL", "kernels", f"fused connection differs from the reference by {err:.1e}")
+    return Check("OK", "kernels", f"fused connection matches the reference on {dev} (relative error {err:.1e})")
 
 
 def _imports() -> Check:
@@ -110,6 +134,8 @@ def run_checks() -> list[Check]:
     if checks[-1].status == "OK":
         checks += _device()
         checks.append(_reference_math())
+        if sys.platform == "linux" and checks[-2].status != "FAIL":
+            checks.append(_kernels())
         checks.append(_widgets())
     from .profiles import profile
 

@@ -27,3 +27,12 @@ def test_doctor_fails_on_missing_or_old_package(monkeypatch, capsys):
     assert "[FAIL] surely-not-installed-pkg: not installed (needs >=1.0)" in out
     assert "[FAIL] pytest:" in out and "needs >=999" in out
     assert "2 check(s) failed: surely-not-installed-pkg, pytest" in out
+
+
+def test_doctor_fails_when_the_interpreter_is_switched_off_without_cuda(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    mode = [c for c in doctor._device() if c.name == "triton mode"][0]
+    assert mode.status == "FAIL" and "TRITON_INTERPRET='0'" in mode.detail
