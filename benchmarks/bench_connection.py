@@ -38,6 +38,15 @@ def copy_bandwidth(gib: float = 1.0) -> float:
     return 2 * src.numel() * 4 / (ms * 1e-3)
 
 
+def matmul_tflops(dtype: torch.dtype, size: int = 8192) -> float:
+    """Dense matrix-product throughput on random data (TF32 allowed for float32)."""
+    a, b = torch.randn(size, size, device="cuda").to(dtype), torch.randn(size, size, device="cuda").to(dtype)
+    torch.backends.cuda.matmul.allow_tf32 = True
+    ms = do_bench(lambda: a @ b, warmup=25, rep=100, return_mode="median")
+    torch.backends.cuda.matmul.allow_tf32 = False
+    return 2 * size**3 / (ms * 1e-3) / 1e12
+
+
 def make_inputs(T: int, C: int, seed: int = 0):
     g = torch.Generator(device="cuda").manual_seed(seed)
     k = N * N + 2 * N
@@ -148,6 +157,7 @@ def main() -> None:
         "device": torch.cuda.get_device_name(0), "torch": torch.__version__, "triton": triton.__version__,
         "cuda": torch.version.cuda, "python": platform.python_version(),
         "date": datetime.date.today().isoformat(), "copy_bandwidth_gbs": bw / 1e9,
+        "matmul_tflops": {"bf16": matmul_tflops(torch.bfloat16), "tf32": matmul_tflops(torch.float32)},
         "dtype": "bfloat16", "sublayer": "identity (f = h)",
     }
     with open(args.out, "w") as fh:
