@@ -1,0 +1,265 @@
+"""The whole GPT, forward + backward, with each connection implementation side by side (run on a CUDA GPU).
+
+Workload (defaults): the course's GPT (``mhc_course.model``) at width C = 2048, 16 heads, 8 blocks
+(16 connections), sequence 2048, batch 4, n = 4 streams, byte vocabulary. Precision ``bf16``: the
+model's weights and activations in bf16, the connections' parameters (φ, b, α) in fp32, as the
+paper's mixed precision (x in bf16, φ in tf32, α and b in fp32). ``--precision autocast`` instead
+keeps fp32 weights under bf16 autocast, as the trainer does.
+
+Rows, one process, one after another:
+
+- ``residual``: the plain pre-norm GPT (n = 1), the baseline;
+- ``mhc-triton``: mHC with ``backend="triton"`` (mhc_course.kernels);
+- ``mhc-torch``: mHC with the PyTorch reference, eager;
+- ``mhc-torch-compile``: the same model under ``torch.compile``;
+- ``mhc-liger``: mHC whose coefficients, pre and post+res come from Liger-Kernel's ops
+  (``liger_mhc_coeffs``, ``liger_mhc_pre``, ``liger_mhc_post_res``). Liger's Sinkhorn starts
+  with a row softmax and adds eps = 1e-6 to each normalisation: the same shapes and cost, not
+  bit-identical mappings.
+
+Each row: median ms of one forward + backward (``triton.testing.do_bench``), tokens/s, the
+ratio to the residual row, and the peak memory allocated during one step. A row whose backend
+is unavailable (no CUDA, liger-kernel not installed, …) or that fails is reported with the
+reason, never dropped. Raw JSON goes to ``--out``; a markdown table naming device, versions and
+date is printed (and written to ``--md`` if given).
+
+    python benchmarks/bench_model.py --out benchmarks/results/bench_model.json --md benchmarks/results/bench_model.md
+
+A CPU smoke check of the script itself (tiny sizes, plain timer, fp32):
+
+    python benchmarks/bench_model.py --smoke --out /tmp/bench_model.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import gc
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from importlib import metadata
+
+import torch
+from torch import Tensor
+
+from mhc_course.mhc import MHC
+from mhc_course.model import GPT, GPTConfig
+
+ROWS = ("residual", "mhc-triton", "mhc-torch", "mhc-torch-compile", "mhc-liger")
+
+
+class LigerMHC(MHC):
+    """An mHC connection that computes with Liger-Kernel's Triton ops instead of the reference.
+
+    Same parameters as ``MHC`` (φ with columns [pre | post | res], b, α): Liger takes the three
+    gates as separate scalars and needs x in bf16/fp16 unless ``allow_fp32``.
+    """
+
+    def coefficients(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        from liger_kernel.transformers.functional import liger_mhc_coeffs
+
+        a = self.alpha
+        return liger_mhc_coeffs(x, self.phi, self.bias, a[0], a[1], a[2], allow_fp32=x.dtype == torch.float32,
+                                tmax=self.iters, rms_eps=self.eps)
+
+    def pre(self, x: Tensor, h_pre: Tensor) -> Tensor:
+        from liger_kernel.transformers.functional import liger_mhc_pre
+
+        return liger_mhc_pre(x, h_pre)
+
+    def post_res(self, x: Tensor, f: Tensor, h_post: Tensor, h_res: Tensor) -> Tensor:
+        from liger_kernel.transformers.functional import liger_mhc_post_res
+
+        return liger_mhc_post_res(x, f.to(x.dtype), h_post, h_res)
+
+
+def version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def unavailable(row: str, device: torch.device) -> str | None:
+    """Why a row cannot run here, or None."""
+    if row == "mhc-triton" and device.type != "cuda":
+        return "no CUDA device: Triton kernels are timed on a GPU only (the CPU interpreter is for correctness)"
+    if row == "mhc-liger":
+        if device.type != "cuda":
+            return "no CUDA device: Liger-Kernel's ops need a GPU"
+        try:
+            from liger_kernel.transformers.functional import liger_mhc_coeffs  # noqa: F401
+        except Exception as exc:  # missing wheel, or a version without the mHC ops
+            return f"liger-kernel unavailable ({version('liger-kernel')}): {type(exc).__name__}: {exc}"
+    return None
+
+
+def build(row: str, args: argparse.Namespace, device: torch.device) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """(the model whose parameters are counted, the callable that is timed)."""
+    connection = "residual" if row == "residual" else "mhc"
+    cfg = GPTConfig(seq_len=args.seq, depth=args.depth, width=args.width, heads=args.heads, connection=connection,
+                    n=1 if row == "residual" else args.n, backend="triton" if row == "mhc-triton" else "torch")
+    torch.manual_seed(0)
+    model = GPT(cfg)
+    if row == "mhc-liger":
+        for block in model.blocks:
+            for name in ("attn_conn", "mlp_conn"):
+                old = getattr(block, name)
+                new = LigerMHC(old.n, old.C, iters=old.iters, eps=old.eps)
+                new.load_state_dict(old.state_dict())
+                setattr(block, name, new)
+    model = model.to(device)
+    if args.precision == "bf16":
+        model = model.to(torch.bfloat16)
+        for conn in model.connections():
+            conn.float()  # φ, b, α stay fp32
+    run = torch.compile(model) if row == "mhc-torch-compile" else model
+    return model, run
+
+
+def step_fn(model: torch.nn.Module, run: torch.nn.Module, args: argparse.Namespace,
+            device: torch.device) -> Callable[[], None]:
+    g = torch.Generator().manual_seed(1)
+    idx = torch.randint(0, 256, (args.batch, args.seq), generator=g).to(device)
+    tgt = torch.randint(0, 256, (args.batch, args.seq), generator=g).to(device)
+    use_autocast = args.precision == "autocast" and device.type == "cuda"
+
+    def step() -> None:
+        model.zero_grad(set_to_none=True)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_autocast):
+            _, loss = run(idx, tgt)
+        loss.backward()
+
+    return step
+
+
+def median_ms(fn: Callable[[], None], device: torch.device, args: argparse.Namespace) -> float:
+    if device.type == "cuda":
+        from triton.testing import do_bench
+
+        return do_bench(fn, warmup=args.warmup_ms, rep=args.rep_ms, return_mode="median")
+    fn()
+    times = []
+    for _ in range(args.cpu_reps):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1e3)
+    return statistics.median(times)
+
+
+def measure(row: str, args: argparse.Namespace, device: torch.device) -> dict:
+    reason = unavailable(row, device)
+    if reason:
+        return {"row": row, "status": "skipped", "reason": reason}
+    try:
+        model, run = build(row, args, device)
+        fn = step_fn(model, run, args, device)
+        fn()  # compile / autotune outside the timing
+        peak = None
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats(device)
+            fn()
+            torch.cuda.synchronize()
+            peak = torch.cuda.max_memory_allocated(device) / 2**30
+        ms = median_ms(fn, device, args)
+        params = model.num_parameters()
+        return {"row": row, "status": "ok", "median_ms": ms, "tokens_per_s": args.batch * args.seq / (ms * 1e-3),
+                "peak_mem_gib": peak, "parameters": params}
+    except Exception as exc:  # report the failure in its row and go on with the others
+        return {"row": row, "status": "failed", "reason": f"{type(exc).__name__}: {str(exc)[:500]}"}
+    finally:
+        gc.collect()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+
+
+def markdown(result: dict) -> str:
+    a = result["config"]
+    env = result["environment"]
+    lines = [
+        f"Forward + backward of the course GPT: C = {a['width']}, {a['heads']} heads, {a['depth']} blocks, "
+        f"seq {a['seq']}, batch {a['batch']}, n = {a['n']}, precision {a['precision']}.",
+        f"Device: {env['device']}; torch {env['torch']}, triton {env['triton']}, liger-kernel {env['liger_kernel']}, "
+        f"CUDA {env['cuda']}; {result['date']}.",
+        "",
+        "| row | status | median ms | × residual | tokens/s | peak memory (GiB) |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    base = next((r["median_ms"] for r in result["rows"] if r["row"] == "residual" and r["status"] == "ok"), None)
+    for r in result["rows"]:
+        if r["status"] != "ok":
+            lines.append(f"| {r['row']} | {r['status']}: {r['reason']} | | | | |")
+            continue
+        ratio = f"{r['median_ms'] / base:.2f}" if base else "n/a"
+        mem = f"{r['peak_mem_gib']:.2f}" if r["peak_mem_gib"] is not None else "n/a (CPU)"
+        lines.append(f"| {r['row']} | ok | {r['median_ms']:.2f} | {ratio} | {r['tokens_per_s']:,.0f} | {mem} |")
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", required=True, help="path of the raw JSON results")
+    p.add_argument("--md", help="also write the markdown table here")
+    p.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated subset of {', '.join(ROWS)}")
+    p.add_argument("--width", type=int, default=2048)
+    p.add_argument("--heads", type=int, default=16)
+    p.add_argument("--depth", type=int, default=8)
+    p.add_argument("--seq", type=int, default=2048)
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--n", type=int, default=4)
+    p.add_argument("--precision", choices=("bf16", "autocast"), default="bf16")
+    p.add_argument("--warmup-ms", type=int, default=100, help="do_bench warmup (ms)")
+    p.add_argument("--rep-ms", type=int, default=500, help="do_bench measurement time (ms)")
+    p.add_argument("--cpu-reps", type=int, default=3, help="timed repetitions without CUDA")
+    p.add_argument("--smoke", action="store_true", help="tiny sizes, for checking the script on a CPU")
+    args = p.parse_args(argv)
+    rows = [r.strip() for r in args.rows.split(",") if r.strip()]
+    bad = [r for r in rows if r not in ROWS]
+    if bad or not rows:
+        p.error(f"--rows must name some of {', '.join(ROWS)}, got {args.rows!r}")
+    args.rows = rows
+    if args.smoke:
+        args.width, args.heads, args.depth, args.seq, args.batch = 64, 4, 2, 64, 2
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.type == "cpu":
+        args.precision = "fp32"  # a CPU smoke check runs in fp32, the reference's precision there
+    else:
+        torch.set_float32_matmul_precision("high")  # tf32 for φ, as the paper
+    env = {
+        "device": (torch.cuda.get_device_name(device) if device.type == "cuda"
+                   else f"CPU ({platform.machine()}, {os.cpu_count()} cores)"),
+        "torch": torch.__version__, "triton": version("triton"), "liger_kernel": version("liger-kernel"),
+        "cuda": torch.version.cuda, "python": platform.python_version(),
+    }
+    result = {
+        "benchmark": "bench_model", "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "environment": env,
+        "config": {k: getattr(args, k) for k in ("width", "heads", "depth", "seq", "batch", "n", "precision")},
+        "timing": "triton.testing.do_bench median" if device.type == "cuda" else f"median of {args.cpu_reps} runs",
+        "rows": [],
+    }
+    for row in args.rows:
+        result["rows"].append(measure(row, args, device))
+        print(f"{row}: {result['rows'][-1]}", flush=True)
+    with open(args.out, "w") as f:
+        json.dump(result, f, indent=2)
+    table = markdown(result)
+    if args.md:
+        with open(args.md, "w") as f:
+            f.write(table + "\n")
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
