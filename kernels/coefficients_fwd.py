@@ -63,7 +63,7 @@ def coefficients_fwd_kernel(
     tl.store(r_ptr + t, r, mask=tmask)
 
     alpha_cols, bias_cols = load_gates(alpha_ptr, bias_ptr, N, NZ)
-    h_pre, h_post, h_res, _ = coefficient_maps(z, alpha_cols, bias_cols, BT, N, NZ, ITERS)
+    h_pre, h_post, h_res = coefficient_maps(z, alpha_cols, bias_cols, BT, N, NZ, ITERS)
 
     s = tl.arange(0, N)
     tl.store(pre_ptr + t64[:, None] * N + s[None, :], h_pre, mask=tmask[:, None])

@@ -89,9 +89,9 @@ def sinkhorn_tile_backward(logits, grad, ITERS: tl.constexpr):
 @triton.jit
 def coefficient_maps(z, alpha_cols, bias_cols, BT: tl.constexpr, N: tl.constexpr, NZ: tl.constexpr,
                      ITERS: tl.constexpr):
-    """From normalised projections z (BT, NZ) to (H_pre (BT, N), H_post (BT, N), H_res (BT, N, N), res logits)."""
+    """From normalised projections z (BT, NZ) to (H_pre (BT, N), H_post (BT, N), H_res (BT, N, N))."""
     a = alpha_cols[None, :] * z + bias_cols[None, :]
     h_pre = tl.sigmoid(take_chunk(a, BT, NZ, N, N))
     h_post = 2.0 * tl.sigmoid(take_chunk(a, BT, NZ, N, N + 1))
     res_logits = tl.reshape(take_chunk(a, BT, NZ, N * N, 0), (BT, N, N))
-    return h_pre, h_post, sinkhorn_tile(res_logits, ITERS), res_logits
+    return h_pre, h_post, sinkhorn_tile(res_logits, ITERS)

@@ -3,18 +3,11 @@
 import json
 
 import pytest
-import torch
 
 from mhc_course import cli
 from mhc_course.train import read_log
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def run(argv, capsys):

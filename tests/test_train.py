@@ -21,14 +21,7 @@ from mhc_course.train import (
     train,
 )
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread, and CI shares its cores with other tests."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 REQUIRED = {"step", "lr", "loss", "val_loss", "grad_norm", "amax_fwd", "amax_bwd", "layer_amax_fwd",
