@@ -57,7 +57,7 @@ def propagation_figure(depth: int = 64, gain: float = 1.0, placement: str = SHOW
             fig.add_trace(go.Scatter(x=[], y=[], mode="lines", name=PLACEMENT_LABELS[p], legendgroup=p,
                                      showlegend=col == 1, line={"color": COLOURS[p]}), row=1, col=col)
     fig.update_xaxes(title_text="layer l (0 = input)")
-    fig.update_yaxes(type="log", exponentformat="power")
+    fig.update_yaxes(type="log", exponentformat="power", dtick=1, minor={"showgrid": True})
     fig.update_yaxes(title_text="activation RMS (log scale)", row=1, col=1)
     fig.update_yaxes(title_text="gradient RMS, output = 1 (log scale)", row=1, col=2)
     fig.update_layout(height=480, margin={"l": 70, "r": 20, "t": 80, "b": 110},
