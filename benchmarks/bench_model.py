@@ -4,7 +4,7 @@ Workload (defaults): the course's GPT (``mhc_course.model``) at width C = 2048, 
 (16 connections), sequence 2048, batch 4, n = 4 streams, byte vocabulary. Precision ``bf16``: the
 model's weights and activations in bf16, the connections' parameters (φ, b, α) in fp32, as the
 paper's mixed precision (x in bf16, φ in tf32, α and b in fp32). ``--precision autocast`` instead
-keeps fp32 weights under bf16 autocast, as the trainer does.
+keeps fp32 weights under bf16 autocast with the residual streams in bf16, as the trainer does.
 
 Rows, one process, one after another:
 
@@ -102,7 +102,8 @@ def build(row: str, args: argparse.Namespace, device: torch.device) -> tuple[tor
     """(the model whose parameters are counted, the callable that is timed)."""
     connection = "residual" if row == "residual" else "mhc"
     cfg = GPTConfig(seq_len=args.seq, depth=args.depth, width=args.width, heads=args.heads, connection=connection,
-                    n=1 if row == "residual" else args.n, backend="triton" if row == "mhc-triton" else "torch")
+                    n=1 if row == "residual" else args.n, backend="triton" if row == "mhc-triton" else "torch",
+                    stream_dtype="bfloat16" if args.precision == "autocast" else None)
     torch.manual_seed(0)
     model = GPT(cfg)
     if row == "mhc-liger":

@@ -26,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from .mhc import mhc_post_res, mhc_pre
+from .norm import RMSNorm
 from .stream_connection import StreamConnection
 
 
@@ -50,7 +51,7 @@ class HyperConnection(StreamConnection):
         self.A_r = nn.Parameter(torch.eye(n))
         self.B = nn.Parameter(torch.ones(n))
         if dynamic:
-            self.norm = nn.RMSNorm(C, eps=norm_eps)
+            self.norm = RMSNorm(C, eps=norm_eps)
             self.W_m = nn.Parameter(torch.zeros(C))
             self.W_r = nn.Parameter(torch.zeros(C, n))
             self.W_beta = nn.Parameter(torch.zeros(C))

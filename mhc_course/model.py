@@ -26,7 +26,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .connections import CONNECTIONS, default_streams, make_connection
+from .norm import RMSNorm
 from .stream_connection import StreamConnection
+
+STREAM_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
 @dataclass
@@ -50,6 +53,7 @@ class GPTConfig:
     backend: str = "torch"
     dropout: float = 0.0
     norm_eps: float = 1e-6
+    stream_dtype: str | None = None
 
     def __post_init__(self) -> None:
         if self.connection not in CONNECTIONS:
@@ -68,6 +72,8 @@ class GPTConfig:
             raise ValueError(f"backend={self.backend!r} applies to connection='mhc' only, got {self.connection!r}")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must lie in [0, 1), got {self.dropout}")
+        if self.stream_dtype is not None and self.stream_dtype not in STREAM_DTYPES:
+            raise ValueError(f"stream_dtype must be None or one of {tuple(STREAM_DTYPES)}, got {self.stream_dtype!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -112,7 +118,7 @@ class PreNorm(nn.Module):
 
     def __init__(self, cfg: GPTConfig, body: nn.Module) -> None:
         super().__init__()
-        self.norm = nn.RMSNorm(cfg.width, eps=cfg.norm_eps)
+        self.norm = RMSNorm(cfg.width, eps=cfg.norm_eps)
         self.body = body
         self.drop = nn.Dropout(cfg.dropout)
 
@@ -150,7 +156,7 @@ class GPT(nn.Module):
         self.pos_emb = nn.Embedding(cfg.seq_len, cfg.width)
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg, i) for i in range(cfg.depth))
-        self.norm = nn.RMSNorm(cfg.width, eps=cfg.norm_eps)
+        self.norm = RMSNorm(cfg.width, eps=cfg.norm_eps)
         self.head = nn.Linear(cfg.width, cfg.vocab_size, bias=False)
         self.head.weight = self.tok_emb.weight  # tied input and output embeddings
         self._init_weights()
@@ -208,10 +214,11 @@ class GPT(nn.Module):
             raise ValueError(f"targets must have idx's shape {tuple(idx.shape)}, got {tuple(targets.shape)}")
         conns = self.connections()
         h = self.drop(self.tok_emb(idx) + self.pos_emb(torch.arange(T, device=idx.device)))
-        x = conns[0].expand(h)  # (B, T, n, C): every stream a copy of the embedding
+        streams = STREAM_DTYPES.get(self.cfg.stream_dtype, h.dtype)
+        x = conns[0].expand(h.to(streams))  # (B, T, n, C): every stream a copy of the embedding
         for block in self.blocks:
             x = block(x)
-        logits = self.head(self.norm(conns[-1].collapse(x)))
+        logits = self.head(self.norm(conns[-1].collapse(x.to(h.dtype))))
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten())

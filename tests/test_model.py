@@ -80,11 +80,28 @@ def test_backend_reaches_every_mhc_connection(monkeypatch):
         (dict(connection="hc", backend="triton"), "applies to connection='mhc' only"),
         (dict(depth=0), "depth must be an int >= 1"),
         (dict(dropout=1.5), "dropout"),
+        (dict(stream_dtype="float16"), "stream_dtype must be None or one of"),
     ],
 )
 def test_config_errors(kwargs, words):
     with pytest.raises(ValueError, match=words):
         GPTConfig(**{**SMALL, **kwargs})
+
+
+@pytest.mark.parametrize("connection", ["residual", "hc", "mhc"])
+def test_streams_stay_in_their_dtype(connection):
+    """bf16 streams enter every block as bf16 and come out of it as bf16 (every connection keeps
+    x's dtype), also under autocast; the default keeps the embedding's float32."""
+    for stream_dtype, want in ((None, torch.float32), ("float32", torch.float32), ("bfloat16", torch.bfloat16)):
+        torch.manual_seed(0)
+        model = GPT(GPTConfig(connection=connection, stream_dtype=stream_dtype, **SMALL))
+        seen = []
+        for block in model.blocks:
+            block.register_forward_hook(lambda mod, args, out, seen=seen: seen.append((args[0].dtype, out.dtype)))
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=stream_dtype == "bfloat16"):
+            _, loss = model(tokens(2, 16), tokens(2, 16, seed=1))
+        assert seen == [(want, want)] * SMALL["depth"]
+        assert torch.isfinite(loss)
 
 
 def test_unknown_backend_is_refused_by_mhc():
