@@ -252,8 +252,8 @@ def main(argv: list[str] | None = None) -> int:
     for row in args.rows:
         result["rows"].append(measure(row, args, device))
         print(f"{row}: {result['rows'][-1]}", flush=True)
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=2)
+        with open(args.out, "w") as f:  # after every row: a run cut short keeps what it measured
+            json.dump(result, f, indent=2)
     table = markdown(result)
     if args.md:
         with open(args.md, "w") as f:

@@ -26,6 +26,13 @@ from triton.testing import do_bench
 from mhc_course import kernels as tk
 
 N = 4
+# Candidates (BT, BK or BC, warps). The fastest are not always free of register spills: ptxas -v
+# on Triton 3.9's sm_90 code shows spills for the chosen coefficients (64, 128, 4) and channel
+# (32, 128, 4) blocks; spill-free channel blocks (16, 64, 8), (32, 64, 8) ran slower on the H100.
+FWD_BLOCKS = ((64, 128, 4), (32, 128, 4), (64, 128, 8), (32, 64, 4), (64, 64, 8))
+TOKEN_BLOCKS = ((16, 64, 4), (16, 64, 8), (8, 64, 4), (16, 32, 4), (16, 32, 8), (8, 128, 8))
+CHANNEL_BLOCKS = ((32, 128, 4), (32, 64, 8), (16, 64, 4), (32, 128, 8))
+CHANNEL_SPLITS = (2, 4, 8)
 
 
 def bench(fn) -> float:
@@ -43,6 +50,7 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=2048)
     parser.add_argument("--out", default="profile.json")
     parser.add_argument("--blocks-out", help="write the fastest blocks per kernel as MHC_COURSE_KERNEL_BLOCKS JSON")
+    parser.add_argument("--whole-only", action="store_true", help="time only the whole connection, no sweeps")
     args = parser.parse_args()
     T, C = args.tokens, args.width
     dev, bf = "cuda", torch.bfloat16
@@ -69,29 +77,29 @@ def main() -> None:
 
     x2 = x.view(T, N * C)
     outs = (z, r, pre, post, res, h)
-    for bt, bk, warps in ((64, 128, 4), (64, 64, 4), (128, 128, 8), (128, 64, 8)):
+    sweeps = not args.whole_only
+    for bt, bk, warps in () if not sweeps else FWD_BLOCKS:
         for with_pre, units, dot in ((False, N, "bf16x2"), (True, 2 * N + 1, "bf16x2")):
             cfg = (bt, bk, 64, warps)
             ms = bench(lambda: launch_coefficients_fwd(x2, phi, alpha, bias, outs, N, 20, 1e-6,  # noqa: B023
                                                        with_pre=with_pre, blocks=cfg, dot=dot))  # noqa: B023
             record(f"coefficients_fwd{'+pre' if with_pre else ''} {dot}", cfg, ms, units)
-    for cfg in ((8, 256, 8), (8, 256, 4), (4, 256, 4)):
+    for cfg in ((8, 256, 8), (8, 256, 4), (4, 256, 4)) if sweeps else ():
         record("post_res_fwd", cfg, bench(lambda: launch_post_res_fwd(x, f, post, res, out, cfg)), 2 * N + 1)  # noqa: B023
         record("post_res_bwd (df only)", cfg,
                bench(lambda: launch_post_res_bwd(g, x, f, post, res, df, None, cfg)), N + 1)  # noqa: B023
-    for bt, bc, warps in itertools.product((4, 8), (64, 128), (4, 8)):
-        cfg = (bt, bc, warps)
-        parts = torch.empty(triton.cdiv(T, bt), k + 3, **f32)
+    for cfg in TOKEN_BLOCKS if sweeps else ():
+        parts = torch.empty(triton.cdiv(T, cfg[0]), k + 3, **f32)
         record("token_pass (reduce)", cfg, bench(lambda: launch_token_pass(  # noqa: B023
             z, r, alpha, bias, None, (g, x, f, dh), (dy, s, parts), N, C, 20, cfg)), 2 * N + 2)  # noqa: B023
     given = (torch.randn(T, N, **f32), torch.randn(T, N, **f32), torch.randn(T, N, N, **f32))
-    for iters in (1, 20):
+    for iters in (1, 20) if sweeps else ():
         cfg = (16, 64, 4)
         parts = torch.empty(triton.cdiv(T, 16), k + 3, **f32)
         record(f"token_pass (given, iters={iters})", cfg,
                bench(lambda: launch_token_pass(z, r, alpha, bias, given, None, (dy, s, parts), N, C, iters,  # noqa: B023
                                                cfg)), 0)  # noqa: B023
-    for (bt, bc, warps), splits in itertools.product(((32, 128, 4), (64, 128, 4), (32, 64, 4)), (4, 6, 8)):
+    for (bt, bc, warps), splits in itertools.product(CHANNEL_BLOCKS, CHANNEL_SPLITS if sweeps else ()):
         cfg = (bt, bc, warps)
         dparts = torch.empty(splits, N * C, k, **f32)
         record("channel_pass (fused)", (*cfg, splits), bench(lambda: launch_channel_pass(  # noqa: B023

@@ -44,27 +44,25 @@ def coefficients_bwd_token_kernel(
     s_idx = tl.arange(0, N)
     ij = s_idx[:, None] * N + s_idx[None, :]
 
-    if REDUCE:
+    if REDUCE:  # (BT, BC) tiles one stream at a time; repeated loads of x[j] hit L1
         K = N * C
         dpre = tl.zeros((BT, N), dtype=tl.float32)
         dpost = tl.zeros((BT, N), dtype=tl.float32)
         dres = tl.zeros((BT, N, N), dtype=tl.float32)
         for c0 in range(0, C, BC):
             c = c0 + tl.arange(0, BC)
-            cm = (c < C)[None, :]
-            m3 = tmask[:, None, None] & (c < C)[None, None, :]
-            off3 = t64[:, None, None] * K + s_idx[None, :, None] * C + c[None, None, :]
-            g3 = tl.load(g_ptr + off3, mask=m3, other=0.0).to(tl.float32)
-            x3 = tl.load(x_ptr + off3, mask=m3, other=0.0).to(tl.float32)
-            off2 = t64[:, None] * C + c[None, :]
-            f = tl.load(f_ptr + off2, mask=tmask[:, None] & cm, other=0.0).to(tl.float32)
-            dh = tl.load(dh_ptr + off2, mask=tmask[:, None] & cm, other=0.0).to(tl.float32)
-            dpost += tl.sum(g3 * f[:, None, :], axis=2)
-            dpre += tl.sum(x3 * dh[:, None, :], axis=2)
-            for j in tl.static_range(N):
-                xj = tl.load(x_ptr + t64[:, None] * K + j * C + c[None, :], mask=tmask[:, None] & cm, other=0.0)
-                col = tl.sum(g3 * xj.to(tl.float32)[:, None, :], axis=2)  # (BT, N): Σ_c g[i]·x[j]
-                dres += tl.where(s_idx[None, None, :] == j, col[:, :, None], 0.0)
+            m2 = tmask[:, None] & (c < C)[None, :]
+            off = t64[:, None] * K + c[None, :]
+            f = tl.load(f_ptr + t64[:, None] * C + c[None, :], mask=m2, other=0.0).to(tl.float32)
+            dh = tl.load(dh_ptr + t64[:, None] * C + c[None, :], mask=m2, other=0.0).to(tl.float32)
+            for i in tl.static_range(N):
+                gi = tl.load(g_ptr + off + i * C, mask=m2, other=0.0).to(tl.float32)
+                xi = tl.load(x_ptr + off + i * C, mask=m2, other=0.0).to(tl.float32)
+                dpost += tl.where(s_idx[None, :] == i, tl.sum(gi * f, axis=1)[:, None], 0.0)
+                dpre += tl.where(s_idx[None, :] == i, tl.sum(xi * dh, axis=1)[:, None], 0.0)
+                for j in tl.static_range(N):
+                    xj = tl.load(x_ptr + off + j * C, mask=m2, other=0.0).to(tl.float32)
+                    dres += tl.where(ij[None, :, :] == i * N + j, tl.sum(gi * xj, axis=1)[:, None, None], 0.0)
     else:
         dpre = tl.load(dpre_ptr + t64[:, None] * N + s_idx[None, :], mask=tmask[:, None], other=0.0)
         dpost = tl.load(dpost_ptr + t64[:, None] * N + s_idx[None, :], mask=tmask[:, None], other=0.0)
@@ -131,7 +129,9 @@ def coefficients_bwd_channel_kernel(
         xj = tl.load(x_ptr + t64[:, None] * K + krow[None, :], mask=m2, other=0.0).to(tl.float32)
         dy = tl.load(dy_ptr + t64[:, None] * NZ + cols[None, :], mask=tmask[:, None], other=0.0)
         s = tl.load(s_ptr + t, mask=tmask, other=0.0)
-        dx = tl.dot(dy, tl.trans(phi_j), input_precision=DOT) - s[:, None] * xj
+        # The element-wise terms first, in one accumulator that the product then adds to: it
+        # changes layout once, into the matrix unit's, instead of once per term.
+        acc = -s[:, None] * xj
         if FUSED:
             m3 = tmask[:, None, None] & cmask[None, None, :]
             g3 = tl.load(g_ptr + t64[:, None, None] * K + s_idx[None, :, None] * C + c[None, None, :], mask=m3,
@@ -140,7 +140,8 @@ def coefficients_bwd_channel_kernel(
                                other=0.0)  # H_res[:, i, j] over i
             dh = tl.load(dh_ptr + t64[:, None] * C + c[None, :], mask=m2, other=0.0).to(tl.float32)
             hpre_j = tl.load(pre_ptr + t64 * N + j, mask=tmask, other=0.0)
-            dx += tl.sum(hres_col[:, :, None] * g3, axis=1) + hpre_j[:, None] * dh
+            acc += tl.sum(hres_col[:, :, None] * g3, axis=1) + hpre_j[:, None] * dh
+        dx = tl.dot(dy, tl.trans(phi_j), acc, input_precision=DOT)
         tl.store(dx_ptr + t64[:, None] * K + krow[None, :], dx.to(dx_ptr.dtype.element_ty), mask=m2)
         dphi = tl.dot(tl.trans(xj), dy, dphi, input_precision=DOT)
 

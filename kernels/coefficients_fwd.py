@@ -71,14 +71,16 @@ def coefficients_fwd_kernel(
     ij = s[:, None] * N + s[None, :]
     tl.store(res_ptr + t64[:, None, None] * (N * N) + ij[None, :, :], h_res, mask=tmask[:, None, None])
 
-    if WITH_PRE:
+    if WITH_PRE:  # (BT, BC) tiles one stream at a time: a (BT, N, BC) tile spills registers
         for c0 in range(0, C, BC):
             c = c0 + tl.arange(0, BC)
-            m3 = tmask[:, None, None] & (c < C)[None, None, :]
-            x3 = tl.load(x_ptr + t64[:, None, None] * K + s[None, :, None] * C + c[None, None, :], mask=m3, other=0.0)
-            h = tl.sum(h_pre[:, :, None] * x3.to(tl.float32), axis=1)
-            tl.store(h_ptr + t64[:, None] * C + c[None, :], h.to(h_ptr.dtype.element_ty),
-                     mask=tmask[:, None] & (c < C)[None, :])
+            m2 = tmask[:, None] & (c < C)[None, :]
+            h = tl.zeros((BT, BC), dtype=tl.float32)
+            for i in tl.static_range(N):
+                xi = tl.load(x_ptr + t64[:, None] * K + i * C + c[None, :], mask=m2, other=0.0)
+                pre_i = tl.sum(tl.where(s[None, :] == i, h_pre, 0.0), axis=1)
+                h += pre_i[:, None] * xi.to(tl.float32)
+            tl.store(h_ptr + t64[:, None] * C + c[None, :], h.to(h_ptr.dtype.element_ty), mask=m2)
 
 
 def dot_mode(dtype: torch.dtype) -> str:

@@ -177,12 +177,16 @@ def test_mhc_module_backends_agree():
 def test_kernel_bad_input():
     n, c = 3, 8
     k = n * n + 2 * n
+
+    def r(*shape):
+        return torch.randn(*shape, device=DEVICE)
+
     with pytest.raises(ValueError, match=r"support n in \(1, 2, 4, 8\), got n=3"):
-        tk.mhc_coefficients(torch.randn(2, n, c), torch.randn(n * c, k), torch.randn(k), torch.randn(3))
+        tk.mhc_coefficients(r(2, n, c), r(n * c, k), r(k), r(3))
     with pytest.raises(ValueError, match="iters must be an int >= 1"):
-        tk.mhc_coefficients(torch.randn(2, 4, 8), torch.randn(32, 24), torch.randn(24), torch.randn(3), iters=0)
+        tk.mhc_coefficients(r(2, 4, 8), r(32, 24), r(24), r(3), iters=0)
     with pytest.raises(ValueError, match=r"h_res must end in \(4, 4\)"):
-        tk.mhc_post_res(torch.randn(2, 4, 8), torch.randn(2, 8), torch.randn(2, 4), torch.randn(2, 4, 3))
+        tk.mhc_post_res(r(2, 4, 8), r(2, 8), r(2, 4), r(2, 4, 3))
     if DEVICE == "cpu":
         with pytest.raises(ValueError, match="interpreter on the CPU runs float32 only"):
             tk.mhc_pre(torch.randn(2, 4, 8, dtype=torch.bfloat16), torch.rand(2, 4))
