@@ -48,8 +48,7 @@ def blocks(kind: str, n: int, C: int, tokens: int | None = None) -> tuple[int, .
     if kind != "coefficients_bwd_channel":
         return cfg
     bt, bc, warps = cfg[:3]
-    if len(cfg) == 4:
-        splits = cfg[3]
-    else:  # enough programs for two per multiprocessor
-        splits = triton.cdiv(2 * _multiprocessors(), n * triton.cdiv(C, bc))
+    # The table's token splits, raised where n·C/BC programs per split would leave multiprocessors
+    # idle (narrow C: at C = 512 one split has 16 programs for the H100's 132).
+    splits = max(cfg[3] if len(cfg) == 4 else 1, triton.cdiv(_multiprocessors(), n * triton.cdiv(C, bc)))
     return bt, bc, warps, max(1, min(splits, triton.cdiv(tokens or 1, bt)))
