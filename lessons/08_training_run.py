@@ -167,8 +167,8 @@ for name in pick(ci=["residual"], default=["residual", "mhc"]):
 # ## The committed comparison
 #
 # Residual, HC and mHC ($n = 4$) at the `cpu` profile: the same seed, data, schedule and sizes;
-# only the connection differs. There are **no GPU training runs**: the GPU time of the session
-# that made these results ran out before any. The GPU numbers further down are step times only.
+# only the connection differs. The same comparison at the `gpu` profile on an H100 follows the
+# ablation below.
 
 # %%
 from mhc_course.training_logs import describe, load_runs, summary
@@ -300,12 +300,72 @@ all_runs = {**runs, **{ablation_folder(n): r for n, r in ablation.items() if abl
 metric_dash = metric_widget(all_runs, "val_loss", selected=list(runs))
 
 # %% [markdown]
+# ## The same comparison on a GPU
+#
+# The `gpu` profile on one H100: 24 blocks (48 connections), width 512, about 76 M parameters,
+# 400 steps of 16,384 tokens, bf16 autocast with the residual streams in bf16, mHC on the Triton
+# kernels. Residual, HC and mHC ($n = 4$), then mHC with $n = 1, 2, 8$; one seed each. Each group of
+# three ran at the same time on the one GPU, so the wall times printed here are not step times
+# (those are measured on their own further down); `benchmarks/results/training/README.md` has the
+# commands.
+
+# %%
+from dataclasses import asdict
+
+from mhc_course.training_logs import GPU_RUNS_DIR
+
+gpu_runs, gpu_missing = load_runs(COMPARISON, GPU_RUNS_DIR)
+gpu_ablation, gpu_missing_n = load_ablation(root=GPU_RUNS_DIR)
+print("missing gpu runs:", ", ".join(gpu_missing + [ablation_folder(n) for n in gpu_missing_n]) or "none")
+print("gpu profile:", {k: v for k, v in asdict(profile_config("gpu")).items()
+                       if k in ("depth", "width", "heads", "seq_len", "batch_size", "steps", "lr")})
+for run in [*gpu_runs.values(), *(r for n, r in gpu_ablation.items() if n != 4)]:
+    print(describe(run))
+
+# %% [markdown]
+# **What you should see:** HC's loss is a little below the others from the start and, in the
+# second half of the run, drops far below them. mHC's starts slower than the residual's and stays
+# a little above it; both are still falling at step 400. The gradient norms stay finite in every
+# run.
+
+# %%
+training_curves_figure(gpu_runs)
+
+# %% [markdown]
+# **What you should see:** the same picture of the gains as on the CPU, over twice the depth: HC's
+# composite grows through the whole run, past a hundred before step 200 and to several hundred at
+# the end; mHC's forward gain is 1 and its backward gain a few percent above 1.
+
+# %%
+gain_curves_figure(gpu_runs)
+
+# %% [markdown]
+# And the ablation over $n$ at the `gpu` profile.
+#
+# **What you should see:** forward gains at 1 for every $n$; the backward gain grows with $n$
+# (largest at $n = 8$, as on the CPU) and stays two orders of magnitude below HC's. The final
+# losses of the mHC runs lie within a tenth of each other and of the residual's, not ordered by
+# $n$ (the cell below prints them).
+
+# %%
+ablation_figure(gpu_ablation, {name: gpu_runs[name] for name in ("residual", "hc") if name in gpu_runs},
+                gpu_missing_n)
+
+# %%
+gpu_base = summary(gpu_runs["residual"])["final_val_loss"]
+for run in sorted([*gpu_runs.values(), *(r for n, r in gpu_ablation.items() if n != 4)],
+                  key=lambda r: summary(r)["final_val_loss"]):
+    s = summary(run)
+    print(f"{s['label']:>8}: final validation loss {s['final_val_loss']:.3f} ({s['final_val_loss'] - gpu_base:+.3f} "
+          f"against residual), largest composite gain fwd {s['peak_amax_fwd']:.4g}, bwd {s['peak_amax_bwd']:.4g}")
+
+# %% [markdown]
 # ## What mHC costs per step
 #
 # The paper reports that mHC with $n = 4$ adds **6.7%** to the training time of its large-scale
 # runs, with fused kernels, recomputation and scheduling (lessons 06–07). Here are our
 # measurements. First the trainer at the `gpu` profile on one H100, seconds per optimizer step, bf16
-# autocast (one measurement per row, same day and kind of device, see
+# autocast with bf16 streams, each row measured alone (`benchmarks/time_train_steps.py`, see
 # `benchmarks/results/training/README.md`):
 
 # %%
@@ -325,9 +385,9 @@ print("\ncommitted cpu runs (torch reference, 2 CPU cores), wall time over resid
     f"{r.label} {overhead(r.wall_s, cpu_res):+.0%}" for r in runs.values() if r.name != "residual"))
 
 # %% [markdown]
-# And `benchmarks/bench_model.py` at a small configuration on the same kind of H100: the model's
-# forward + backward alone, with its weights and streams in bf16 (no autocast, so here the
-# streams are bf16 and the kernels take their bf16 path), and more implementations side by side:
+# And `benchmarks/bench_model.py` on the same kind of H100, at a wider configuration: the model's
+# forward + backward alone at $C = 2048$, 16 heads, 8 blocks, sequence 2048, batch 4, weights and
+# streams in bf16, with more implementations of mHC side by side:
 
 # %%
 bm = load_bench_model()
@@ -340,7 +400,7 @@ for name, row in bm["rows"].items():
           f"{overhead(row['median_ms'], bm['rows']['residual']['median_ms']):+.0%}")
 
 # %% [markdown]
-# Far above 6.7%. Is that what we should expect at our size? A simple **bandwidth-floor
+# Above 6.7% in both, and far above it at the `gpu` profile. Is that what we should expect? A simple **bandwidth-floor
 # prediction** (`mhc_course.step_overhead`, built on lesson 06's byte counts in
 # `mhc_course.io_model`). Assumptions:
 #
@@ -355,9 +415,8 @@ for name, row in bm["rows"].items():
 # $$\text{overhead} \approx \frac{2L \cdot T \cdot \big((6n+5) - 6\big)\,C \cdot b \,/\, \text{bandwidth}}
 # {t_{\text{residual}}}$$
 #
-# with $T$ tokens per step and $b$ bytes per stream element. Our trainer keeps the streams in
-# **float32** under autocast ($b = 4$; the sublayers run in bf16); the paper keeps them in bf16
-# ($b = 2$). A third line uses the share of copy bandwidth our kernels actually reached for
+# with $T$ tokens per step and $b = 2$ bytes per stream element (bf16 streams, as the paper's and
+# our trainer's). A second line uses the share of copy bandwidth our kernels actually reached for
 # forward + backward in lesson 06's benchmark, instead of all of it.
 
 # %%
@@ -367,8 +426,7 @@ from mhc_course.step_overhead import floor_overhead
 bench = load_bench()
 kernel_row = bench.find(2048, OURS)
 share = kernel_row["fwd_bwd_pct_copy"] / 100
-cases = {"floor, bf16 streams": (2, 1.0), "floor, fp32 streams (as trained)": (4, 1.0),
-         f"fp32 streams at the kernels' {share:.0%} of copy bandwidth": (4, share)}
+cases = {"floor": (2, 1.0), f"at the kernels' {share:.0%} of copy bandwidth": (2, share)}
 predicted = {}
 print(f"copy bandwidth {bench.bandwidth_gbs:.0f} GB/s ({bench.meta['device']}); residual step {res_s:.4f} s")
 for label, (nbytes, eff) in cases.items():
@@ -379,10 +437,9 @@ for label, (nbytes, eff) in cases.items():
 measured = {label: row["s_per_step"] for label, row in step_times.items()}
 
 # %% [markdown]
-# **What you should see:** the predicted bars (hatched) add a fraction of the residual step;
-# the measured mHC bars are several times longer than the residual's, with the Triton kernels no
-# faster than the eager PyTorch reference here. HC (eager PyTorch, no constraint, no fused
-# kernels) sits between the residual and mHC.
+# **What you should see:** the predicted bars (hatched) add a tenth and a fifth of the residual
+# step; the measured mHC bar (Triton kernels) is about one and a half times the residual's, and
+# HC's (eager PyTorch, no fused kernels) about four times.
 
 # %%
 from mhc_course.viz.training import step_time_figure
@@ -392,25 +449,24 @@ step_time_figure(measured, predicted)
 # %% [markdown]
 # ### Why the gap?
 #
-# First, even the floor is above 6.7% at our size (both floors printed above), for a reason that
-# does not depend on any kernel: a connection's bytes grow with $nC$ while the matrix products of
-# attention and the MLP grow with $C^2$ per token. At $C = 512$ the streams are large next to the
-# work of the sublayers; the paper's models are several times wider (and mixture-of-experts), and
-# keep the streams in bf16. If the rest of the step grew as $C^2$ at equal efficiency, the floor
-# would shrink as $1/C$:
+# First, even the floor is above 6.7% at our size, for a reason that does not depend on any
+# kernel: a connection's bytes grow with $nC$ while the matrix products of attention and the MLP
+# grow with $C^2$ per token. At $C = 512$ the streams are large next to the work of the sublayers;
+# the paper's models are several times wider (and mixture-of-experts). If the rest of the step
+# grew as $C^2$ at equal efficiency, the floor would shrink as $1/C$:
 
 # %%
 from mhc_course.step_overhead import scale_overhead_to_width
 
 paper_width = 2560  # the width of the paper's 27B model
-for label, (nbytes, _) in list(cases.items())[:2]:
+for label, (nbytes, _) in list(cases.items())[:1]:
     p = floor_overhead(4, gpu_cfg.width, gpu_cfg.depth, tokens, nbytes, bench.bandwidth_gbs, res_s)
     print(f"{label}: {p['overhead']:.1%} at C = {gpu_cfg.width} → about "
           f"{scale_overhead_to_width(p['overhead'], gpu_cfg.width, paper_width):.1%} at C = {paper_width} "
           "(a scaling argument, not a measurement)")
 
 # %% [markdown]
-# Second, the measured cost is far above even the prediction at our kernels' measured bandwidth.
+# Second, the measured cost is above even the prediction at our kernels' measured bandwidth.
 # Per connection:
 
 # %%
@@ -418,15 +474,16 @@ from mhc_course.io_model import fused_forward_backward_traffic
 
 connections = 2 * gpu_cfg.depth
 measured_ms = (step_times["mhc (triton)"]["s_per_step"] - res_s) / connections * 1e3
-conn_bytes = fused_forward_backward_traffic(4, gpu_cfg.width).activation_bytes(4) * tokens
+conn_bytes = fused_forward_backward_traffic(4, gpu_cfg.width).activation_bytes(2) * tokens
 kernel_ms = conn_bytes / (kernel_row["fwd_bwd_gbs"] * 1e9) * 1e3
 print(f"trainer, gpu profile: mHC (Triton) adds {measured_ms:.2f} ms per connection (forward + backward) over residual")
-print(f"the same connection's whole fp32 traffic ({conn_bytes / 1e9:.2f} GB) at the rate the kernels reached alone "
+print(f"the same connection's whole bf16 traffic ({conn_bytes / 1e9:.2f} GB) at the rate the kernels reached alone "
       f"({kernel_row['fwd_bwd_gbs']:.0f} GB/s, bf16, C = {kernel_row['C']}): {kernel_ms:.2f} ms "
       f"→ the trainer spends {measured_ms / kernel_ms:.0f}× that")
 
 # %% [markdown]
-# The same comparison in `bench_model`, and the Triton path against the eager reference in both:
+# The same comparison in `bench_model` at $C = 2048$, and the Triton path against the eager
+# reference there and in lesson 06's benchmark of one connection:
 
 # %%
 small_tokens = bc["batch"] * bc["seq"]
@@ -435,11 +492,12 @@ rows = bm["rows"]
 small_ms = (rows["mhc-triton"]["median_ms"] - rows["residual"]["median_ms"]) / small_conns
 small_floor = floor_overhead(bc["n"], bc["width"], bc["depth"], small_tokens, 2, bench.bandwidth_gbs,
                              residual_step_s=rows["residual"]["median_ms"] / 1e3)
-print(f"bench_model (bf16 streams, {small_tokens:,} tokens): mHC (Triton) adds {small_ms:.2f} ms per connection; "
-      f"its bandwidth floor is {small_floor['extra_ms'] / small_conns * 1e3:.1f} µs")
+print(f"bench_model (C = {bc['width']}, {small_tokens:,} tokens): mHC (Triton) adds {small_ms:.3f} ms per connection; "
+      f"its bandwidth floor is {small_floor['extra_ms'] / small_conns * 1e3:.0f} µs, an overhead of "
+      f"{small_floor['overhead']:.1%} against {overhead(rows['mhc-triton']['median_ms'], rows['residual']['median_ms']):.1%}"
+      " measured")
 eager_row = bench.find(kernel_row["C"], EAGER)
-tri_vs_torch = {"trainer (fp32 streams)": measured["mhc (triton)"] / measured["mhc (torch)"],
-                "bench_model (bf16 streams)": rows["mhc-triton"]["median_ms"] / rows["mhc-torch"]["median_ms"],
+tri_vs_torch = {"bench_model": rows["mhc-triton"]["median_ms"] / rows["mhc-torch"]["median_ms"],
                 f"one connection (lesson 06, bf16, C = {kernel_row['C']})":
                     kernel_row["fwd_bwd_ms"] / eager_row["fwd_bwd_ms"]}
 print("Triton path time / eager reference time, forward + backward:")
@@ -449,31 +507,25 @@ for where, ratio in tri_vs_torch.items():
 # %% [markdown]
 # What these numbers support, and what they leave open:
 #
-# - **Costs per call dominate at small sizes.** In `bench_model` each connection costs
-#   milliseconds where its bytes need microseconds. The difference is most likely paid per call,
-#   whatever the number of tokens: kernel launches and the host-side work of the autograd
-#   Functions (allocations, reshapes, the reduction of the partial $\partial\varphi$ sums). A
-#   profile would say how much of each.
-# - **The fp32 path.** The trainer's streams are float32, so the kernels take their float32 path:
-#   twice the bytes (already in the floor above), and the projection $v\varphi$ computed as exact
-#   fp32 products (Triton's `"ieee"` dot) instead of the bf16 path that lesson 06's benchmark
-#   timed. In `bench_model`, with bf16 streams, the Triton path was several times faster than the
-#   eager reference; in the trainer, with fp32 streams, it was not faster at all. That points at the
-#   fp32 path, but the two measurements also differ in size and depth, and no profile of the
-#   trainer's step was taken: the committed data cannot say how the milliseconds split.
-# - **The eager reference** runs every Sinkhorn–Knopp iteration, and every other step of the
-#   connection, as its own small PyTorch operation, forward and backward: many kernel launches per
-#   connection. In lesson 06's benchmark of one connection the fused kernels took a small fraction
-#   of its time (the last ratio above); in the trainer they took as long. Whatever slows the Triton
-#   path in the trainer, it is not in what the kernel benchmark measured.
-# - **What the paper has that we do not:** wider models (the floor shrinks as $1/C$), bf16
-#   streams, kernels tuned for them, recomputation, and the connection's kernels overlapped with
-#   communication in DualPipe (lesson 07). Its 6.7% is a measurement at that scale; ours is a
-#   measurement at a scale where the connection is a large share of the work.
-#
-# Measuring it properly needs GPU time this course's session did not have: a profile of the
-# trainer's step (`torch.profiler`) with bf16 streams and with fp32 streams, and the trainer at
-# larger widths.
+# - **Width matters, as the floor says.** At $C = 2048$ (`bench_model`) mHC on our kernels costs
+#   about a fifth of a residual step; at the `gpu` profile's $C = 512$ the measured overhead is
+#   more than twice that. Both are about twice their floors.
+# - **Our kernels are not at the floor.** Lesson 06's benchmark puts one connection's forward +
+#   backward at about half of copy bandwidth at $C = 2048$; the rest of the gap in `bench_model`
+#   is the difference between that and the floor.
+# - **At $C = 512$ the kernels do worse still.** The per-connection cost in the trainer is about
+#   twice what lesson 06's bandwidth would give for its bytes (printed above). The kernels' block
+#   sizes were chosen at $C = 2048$; at $C = 512$ each token's work is small and fixed costs per
+#   token block (the Sinkhorn–Knopp iterations and their backward, the coefficient reductions)
+#   weigh more. Measuring where exactly the time goes needs a profile of the step, which the
+#   committed data does not contain.
+# - **Step times vary between runs.** The residual step of the same code measured 0.054 s and
+#   0.065 s in two runs on the same kind of H100 (`benchmarks/results/training/README.md`), so the
+#   percentages at the `gpu` profile carry an uncertainty of that size.
+# - **What the paper has that we do not:** much wider models (the floor shrinks as $1/C$), kernels
+#   tuned at that width, recomputation, and the connection's kernels overlapped with communication
+#   in DualPipe (lesson 07). Its 6.7% is a measurement at that scale; ours are measurements at
+#   scales where the connection is a large share of the work.
 
 # %% [markdown]
 # ## What the small run shows, and what it does not
@@ -490,31 +542,31 @@ for run in sorted(all_runs.values(), key=lambda r: summary(r)["final_val_loss"])
 
 # %% [markdown]
 # **What it shows.** The mechanism the paper is about is visible even in a 12-block model trained
-# for minutes on a CPU: HC's mappings drift from the identity and their product, the identity path
-# from the embedding to the head, reaches gains in the hundreds; mHC's mappings, projected onto
-# doubly stochastic matrices, keep that product at 1 forward and, backward, close to 1 (within a
-# small factor at $n = 8$, where Sinkhorn–Knopp converges less), for every $n$ tried. The
-# committed runs can be re-run and give the same records.
+# for minutes on a CPU, and again in the 24-block model on the GPU: HC's mappings drift from the
+# identity and their product, the identity path from the embedding to the head, reaches gains in
+# the hundreds; mHC's mappings, projected onto doubly stochastic matrices, keep that product at 1
+# forward and, backward, close to 1 (within a small factor at $n = 8$, where Sinkhorn–Knopp
+# converges less), for every $n$ tried. The committed CPU runs can be re-run and give the same
+# records.
 #
-# **What it does not show.** Of the three $n = 4$ runs HC trained best: it had the lowest loss, and
-# its large gains did not make it diverge within the steps we ran; mHC ended only slightly below
-# the residual. Across the ablation, mHC with eight streams ended lowest of all, level with HC, and
+# **What it does not show.** Of the three $n = 4$ runs HC trained best, on the CPU and on the GPU:
+# it had the lowest loss, and its large gains did not make it diverge within the steps we ran; mHC
+# ended close to the residual (slightly below it on the CPU, slightly above it on the GPU). Across the ablation, mHC with eight streams ended lowest of all, level with HC, and
 # $n = 2$ below $n = 4$. But the final losses roughly follow the step at which each run left the
 # plateau, and a single seed per configuration cannot say whether that step is set by the
 # connection or by chance. So these runs reproduce neither the paper's loss improvements nor HC's
 # instability (the paper saw HC's loss spike around step 12k of its 27B model, with composite gains
 # near 3000). They cannot:
 #
-# - **no GPU training runs**: the session's GPU time ran out; the GPU numbers here are step times;
-# - a **tiny model** (the `cpu` profile printed at the top) on **under a megabyte of text**, for a
-#   **few hundred steps**, where the paper trains billions of parameters on billions of tokens;
+# - **small models** (the `cpu` and `gpu` profiles printed above) on **under a megabyte of text**,
+#   for **a few hundred steps**, where the paper trains billions of parameters on billions of tokens;
 # - **one seed** per configuration: loss differences of the size seen here may be within
 #   seed-to-seed variation, which these runs do not measure;
 # - no gradient clipping, by design, and the same learning rate for every run, tuned for none.
 #
 # Whether HC's growing gains would turn into loss spikes, and whether mHC's bounded ones buy
-# better loss, are questions for longer and larger runs: `python -m mhc_course train --profile gpu`
-# is the place to start.
+# better loss, are questions for longer and larger runs, with several seeds and on more text
+# (`python -m mhc_course train --data FILE --profile gpu --steps …`).
 
 # %% [markdown]
 # ## Exercises
@@ -583,13 +635,13 @@ print(check_floor_overhead(solution_floor_overhead))
 # - The model expands the embedding into $n$ streams once and sums them once before the head, so
 #   the $\mathcal{H}^{res}$ of all $2L$ connections multiply along the identity path; the trainer
 #   logs each one's Amax gain and the composite's, and writes runs that can be re-run exactly.
-# - In the committed CPU runs HC's composite gain grew into the hundreds while mHC's stayed at 1
-#   forward and near 1 backward (a small factor at $n = 8$, as far as Sinkhorn–Knopp converged),
-#   for every $n$ tried. Of the $n = 4$ runs HC reached the lowest loss; the runs are too small, too
-#   short and single-seeded to reproduce, or refute, the paper's loss results.
-# - mHC's step time at our `gpu` profile is several times a residual step, where the paper measures
-#   6.7%. Part of the gap is the width (a connection's bytes grow as $nC$, the sublayers' work as
-#   $C^2$) and fp32 streams; most of it is per-connection cost our measurements do not break down.
+# - In the committed CPU and GPU runs HC's composite gain grew into the hundreds while mHC's stayed
+#   at 1 forward and near 1 backward (a small factor at $n = 8$, as far as Sinkhorn–Knopp
+#   converged), for every $n$ tried. Of the $n = 4$ runs HC reached the lowest loss; the runs are too
+#   small, too short and single-seeded to reproduce, or refute, the paper's loss results.
+# - mHC on our kernels adds about a fifth to a step at $C = 2048$ and more at $C = 512$, where the
+#   paper measures 6.7% at far larger width. Part of the gap is the width (a connection's bytes grow
+#   as $nC$, the sublayers' work as $C^2$); the rest is our kernels' distance from the floor.
 #
 # ## The end of the course
 #
@@ -597,4 +649,4 @@ print(check_floor_overhead(solution_floor_overhead))
 # matrices and Sinkhorn–Knopp, to the layer, its kernels, its memory, and a training run. Where to
 # go next: the package (`mhc_course.MHC` with `backend="triton"` drops into your own model, see
 # `README.md`), the trainer (`python -m mhc_course train --help`, data-parallel under
-# `torchrun`), and the open questions above, which need a GPU and more steps than this course had.
+# `torchrun`), and the open questions above, which need larger runs than this course made.

@@ -7,9 +7,9 @@ described in ``mhc_course.train``; scalar fields (``loss``, ``val_loss``, ``grad
 ``amax_fwd``, …) give series over steps, list fields (``layer_amax_fwd``,
 ``composite_amax_fwd``, …) give one value per connection (layer) at each logged step.
 
-The committed H100 measurements of the same folder are read here too: the trainer's seconds per
-step at the gpu profile (``gpu_step_times_h100.jsonl``) and ``benchmarks/bench_model.py``'s small
-run (``bench_model_small_h100.json``).
+The committed H100 measurements are read here too: the trainer's seconds per step at the gpu
+profile (``training/gpu_step_times_h100.jsonl``) and ``benchmarks/bench_model.py``'s run at the
+issue's configuration (``benchmarks/results/bench_model_h100.json``).
 """
 
 from __future__ import annotations
@@ -29,10 +29,11 @@ from .train import CONFIG_NAME, TrainConfig, deterministic_fields, read_log, tra
 
 RESULTS_DIR = Path(__file__).resolve().parent.parent / "benchmarks" / "results" / "training"
 CPU_RUNS_DIR = RESULTS_DIR / "cpu"
+GPU_RUNS_DIR = RESULTS_DIR / "gpu"
 STEP_TIMES_PATH = RESULTS_DIR / "gpu_step_times_h100.jsonl"
-BENCH_MODEL_PATH = RESULTS_DIR / "bench_model_small_h100.json"
-COMPARISON = ("residual", "hc", "mhc")  # the three committed cpu-profile runs (n = 4 for hc and mhc)
-ABLATION_N = (1, 2, 4, 8)  # mHC at the cpu profile; n = 4 is the "mhc" folder
+BENCH_MODEL_PATH = RESULTS_DIR.parent / "bench_model_h100.json"
+COMPARISON = ("residual", "hc", "mhc")  # the three committed runs of each profile (n = 4 for hc and mhc)
+ABLATION_N = (1, 2, 4, 8)  # mHC over n; n = 4 is the "mhc" folder
 SCALAR_FIELDS = ("lr", "loss", "val_loss", "grad_norm", "amax_fwd", "amax_bwd", "tokens_per_s", "elapsed_s")
 LAYER_FIELDS = ("layer_amax_fwd", "layer_amax_bwd", "composite_amax_fwd", "composite_amax_bwd")
 STDOUT_NAME = "stdout.txt"
@@ -230,7 +231,7 @@ def compare_records(reference: Sequence[dict[str, Any]], rerun: Sequence[dict[st
 
 
 def step_time_label(row: dict[str, Any]) -> str:
-    """A readable name for a row of ``gpu_step_times_h100.jsonl``: residual, hc, mhc (torch), mhc (triton)."""
+    """A readable name for a row of ``gpu_step_times_h100.jsonl``: residual, hc, mhc (torch) or mhc (triton)."""
     if row["conn"] != "mhc":
         return row["conn"]
     return f"mhc ({row.get('over', {}).get('backend', 'torch')})"

@@ -11,6 +11,7 @@ from mhc_course.train import profile_config, train
 from mhc_course.training_logs import (
     ABLATION_N,
     COMPARISON,
+    GPU_RUNS_DIR,
     ablation_folder,
     compare_records,
     describe,
@@ -165,9 +166,21 @@ def test_rerun_prefix_reproduces_a_run(tmp_path, one_thread):
         rerun_prefix(run, 3, tmp_path / "other")
 
 
+def test_committed_gpu_runs():
+    """The H100 runs at the gpu profile: all six present, at the profile's sizes, with bf16 streams."""
+    runs, missing = load_runs(COMPARISON, GPU_RUNS_DIR)
+    ablation, missing_n = load_ablation(root=GPU_RUNS_DIR)
+    assert not missing and not missing_n
+    gpu = profile_config("gpu")
+    for run in [*runs.values(), *ablation.values()]:
+        assert run.config["model"]["depth"] == gpu.depth and run.config["model"]["stream_dtype"] == "bfloat16"
+        assert run.records[-1]["step"] == gpu.steps and "H100" in run.config["device_name"]
+    assert summary(runs["hc"])["peak_amax_fwd"] > 100 > summary(runs["mhc"])["peak_amax_bwd"]
+
+
 def test_committed_step_times_and_bench_model():
     times = load_step_times()
-    assert set(times) == {"residual", "hc", "mhc (torch)", "mhc (triton)"}
+    assert set(times) == {"residual", "hc", "mhc (triton)"}
     assert all(row["s_per_step"] > 0 for row in times.values())
     assert overhead(times["mhc (triton)"]["s_per_step"], times["residual"]["s_per_step"]) > 0
     bm = load_bench_model()
