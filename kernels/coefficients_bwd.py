@@ -24,6 +24,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
+from .layout import cdiv
 from .tile_ops import contract_columns, load_gates, put_chunk, sinkhorn_tile_backward, take_chunk
 
 
@@ -157,7 +158,7 @@ def launch_token_pass(z, r, alpha, bias, given, reduce_from, outs, n, C, iters, 
     dy, s, parts = outs
     dpre, dpost, dres = given if given is not None else (z, z, z)
     g, x, f, dh = reduce_from if reduce_from is not None else (z, z, z, z)
-    coefficients_bwd_token_kernel[(triton.cdiv(T, bt),)](
+    coefficients_bwd_token_kernel[(cdiv(T, bt),)](
         z, r, alpha, bias, dpre, dpost, dres, g, x, f, dh, dy, s, parts,
         T, C, N=n, NZ=nz, ITERS=iters, BT=bt, BC=bc, REDUCE=reduce_from is not None, num_warps=warps,
     )
@@ -168,9 +169,9 @@ def launch_channel_pass(x, phi, dy, s, fused_from, dx, dphi_parts, n, blocks):
     T, _, C = x.shape
     bt, bc, warps = blocks
     splits = dphi_parts.shape[0]
-    per_split = triton.cdiv(triton.cdiv(T, splits), bt) * bt
+    per_split = cdiv(cdiv(T, splits), bt) * bt
     g, dh, pre, res = fused_from if fused_from is not None else (x, x, s, s)
-    coefficients_bwd_channel_kernel[(n, triton.cdiv(C, bc), splits)](
+    coefficients_bwd_channel_kernel[(n, cdiv(C, bc), splits)](
         x, phi, dy, s, g, dh, pre, res, dx, dphi_parts,
         T, C, per_split,
         N=n, NZ=dy.shape[1], BT=bt, BC=bc, FUSED=fused_from is not None,

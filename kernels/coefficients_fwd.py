@@ -18,6 +18,7 @@ import torch
 import triton
 import triton.language as tl
 
+from .layout import cdiv
 from .tile_ops import coefficient_maps, contract_columns, load_gates
 
 
@@ -93,7 +94,7 @@ def launch_coefficients_fwd(x2, phi, alpha, bias, outs, n, iters, eps, *, with_p
     z, r, pre, post, res, h = outs
     T, K = x2.shape
     bt, bk, bc, warps = blocks
-    coefficients_fwd_kernel[(triton.cdiv(T, bt),)](
+    coefficients_fwd_kernel[(cdiv(T, bt),)](
         x2, phi, alpha, bias, z, r, pre, post, res, h if with_pre else z,
         T, K // n, eps,
         N=n, NZ=z.shape[1], ITERS=iters, BT=bt, BK=bk, BC=bc,

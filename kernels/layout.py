@@ -60,3 +60,9 @@ def as_tokens(t: Tensor, tail: int) -> Tensor:
 def grad_dtype_like(g: Tensor, like: Tensor) -> Tensor:
     """Incoming gradients in the dtype and layout the kernels expect."""
     return g.to(like.dtype).contiguous()
+
+
+def cdiv(a: int, b: int) -> int:
+    """⌈a / b⌉ for launch grids, in plain Python (``triton.cdiv`` is a jit function whose host
+    call costs microseconds, paid on every launch)."""
+    return -(-a // b)

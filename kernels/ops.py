@@ -8,7 +8,6 @@ coefficients are float32. Non-contiguous inputs are copied to contiguous ones.
 from __future__ import annotations
 
 import torch
-import triton
 from torch import Tensor
 from torch.autograd import Function
 
@@ -16,7 +15,7 @@ from mhc_course.mhc import check_coefficient_params, check_post_res_args, check_
 
 from .coefficients_bwd import launch_channel_pass, launch_token_pass
 from .coefficients_fwd import launch_coefficients_fwd
-from .layout import as_tokens, check_kernel_streams, coefficient_params, grad_dtype_like, padded_width
+from .layout import as_tokens, cdiv, check_kernel_streams, coefficient_params, grad_dtype_like, padded_width
 from .stream_kernels import launch_post_res_bwd, launch_post_res_fwd, launch_pre_bwd, launch_pre_fwd
 from .tuning import blocks
 
@@ -41,7 +40,7 @@ def coefficients_backward(x3, phi, alpha, bias, z, r, iters, *, given=None, fuse
     kc = phi.shape[1]
     bt, bc, warps = blocks("coefficients_bwd_token", n, C)
     dy, s = torch.empty_like(z), torch.empty_like(r)
-    parts = torch.empty(triton.cdiv(T, bt), kc + 3, device=z.device, dtype=torch.float32)
+    parts = torch.empty(cdiv(T, bt), kc + 3, device=z.device, dtype=torch.float32)
     reduce_from = None if fused_from is None else (fused_from[0], x3, fused_from[1], fused_from[2])
     launch_token_pass(z, r, alpha, bias, given, reduce_from, (dy, s, parts), n, C, iters, (bt, bc, warps))
     bt, bc, warps, splits = blocks("coefficients_bwd_channel", n, C, tokens=T)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
+from .layout import cdiv
+
 
 @triton.jit
 def pre_fwd_kernel(x_ptr, pre_ptr, h_ptr, T, C, N: tl.constexpr, BT: tl.constexpr, BC: tl.constexpr):
@@ -108,19 +110,19 @@ def post_res_bwd_kernel(g_ptr, x_ptr, f_ptr, post_ptr, res_ptr, dx_ptr, df_ptr, 
 def launch_pre_fwd(x3, pre, h, blocks):
     T, n, C = x3.shape
     bt, bc, warps = blocks
-    pre_fwd_kernel[(triton.cdiv(T, bt), triton.cdiv(C, bc))](x3, pre, h, T, C, N=n, BT=bt, BC=bc, num_warps=warps)
+    pre_fwd_kernel[(cdiv(T, bt), cdiv(C, bc))](x3, pre, h, T, C, N=n, BT=bt, BC=bc, num_warps=warps)
 
 
 def launch_pre_bwd(x3, pre, dh, dx, dpre, blocks):
     T, n, C = x3.shape
     bt, bc, warps = blocks
-    pre_bwd_kernel[(triton.cdiv(T, bt),)](x3, pre, dh, dx, dpre, T, C, N=n, BT=bt, BC=bc, num_warps=warps)
+    pre_bwd_kernel[(cdiv(T, bt),)](x3, pre, dh, dx, dpre, T, C, N=n, BT=bt, BC=bc, num_warps=warps)
 
 
 def launch_post_res_fwd(x3, f, post, res, out, blocks):
     T, n, C = x3.shape
     bt, bc, warps = blocks
-    post_res_fwd_kernel[(triton.cdiv(T, bt), triton.cdiv(C, bc))](
+    post_res_fwd_kernel[(cdiv(T, bt), cdiv(C, bc))](
         x3, f, post, res, out, T, C, N=n, BT=bt, BC=bc, num_warps=warps
     )
 
@@ -130,7 +132,7 @@ def launch_post_res_bwd(g3, x3, f, post, res, df, full_outs, blocks):
     T, n, C = g3.shape
     bt, bc, warps = blocks
     dx, dpost, dres = full_outs if full_outs is not None else (g3, post, res)
-    post_res_bwd_kernel[(triton.cdiv(T, bt),)](
+    post_res_bwd_kernel[(cdiv(T, bt),)](
         g3, x3, f, post, res, dx, df, dpost, dres, T, C, N=n, BT=bt, BC=bc, ONLY_DF=full_outs is None,
         num_warps=warps,
     )

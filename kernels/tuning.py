@@ -8,11 +8,13 @@ interpreter larger blocks mean fewer Python-level program launches, so it uses i
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 
 import torch
-import triton
+
+from .layout import cdiv
 
 _GPU = {
     "coefficients_fwd": (64, 128, 64, 4),  # BT, BK, BC, warps
@@ -34,6 +36,7 @@ _INTERPRETER = {
 }
 
 
+@functools.cache
 def _multiprocessors() -> int:
     if torch.cuda.is_available():
         return torch.cuda.get_device_properties(0).multi_processor_count
@@ -42,13 +45,17 @@ def _multiprocessors() -> int:
 
 def blocks(kind: str, n: int, C: int, tokens: int | None = None) -> tuple[int, ...]:
     """Launch parameters for kernel ``kind`` at stream count n and width C."""
-    table = _INTERPRETER if os.environ.get("TRITON_INTERPRET") == "1" else _GPU
-    override = json.loads(os.environ.get("MHC_COURSE_KERNEL_BLOCKS") or "{}")
-    cfg = tuple(override.get(kind, table[kind]))
+    return _blocks(kind, n, C, tokens, os.environ.get("TRITON_INTERPRET") == "1",
+                   os.environ.get("MHC_COURSE_KERNEL_BLOCKS") or "{}")
+
+
+@functools.lru_cache(maxsize=1024)  # called on every launch: keep the host's share of a launch small
+def _blocks(kind: str, n: int, C: int, tokens: int | None, interpret: bool, override: str) -> tuple[int, ...]:
+    cfg = tuple(json.loads(override).get(kind, (_INTERPRETER if interpret else _GPU)[kind]))
     if kind != "coefficients_bwd_channel":
         return cfg
     bt, bc, warps = cfg[:3]
     # The table's token splits, raised where n·C/BC programs per split would leave multiprocessors
     # idle (narrow C: at C = 512 one split has 16 programs for the H100's 132).
-    splits = max(cfg[3] if len(cfg) == 4 else 1, triton.cdiv(_multiprocessors(), n * triton.cdiv(C, bc)))
-    return bt, bc, warps, max(1, min(splits, triton.cdiv(tokens or 1, bt)))
+    splits = max(cfg[3] if len(cfg) == 4 else 1, cdiv(_multiprocessors(), n * cdiv(C, bc)))
+    return bt, bc, warps, max(1, min(splits, cdiv(tokens or 1, bt)))
