@@ -437,9 +437,9 @@ for label, (nbytes, eff) in cases.items():
 measured = {label: row["s_per_step"] for label, row in step_times.items()}
 
 # %% [markdown]
-# **What you should see:** the predicted bars (hatched) add a tenth and a fifth of the residual
-# step; the measured mHC bar (Triton kernels) is about one and a half times the residual's, and
-# HC's (eager PyTorch, no fused kernels) about four times.
+# **What you should see:** the predicted bars (hatched) add about a tenth and a quarter of the
+# residual step; the measured mHC bar (Triton kernels) is about twice the residual's, and HC's
+# (eager PyTorch, no fused kernels) about five times.
 
 # %%
 from mhc_course.viz.training import step_time_figure
@@ -492,10 +492,10 @@ rows = bm["rows"]
 small_ms = (rows["mhc-triton"]["median_ms"] - rows["residual"]["median_ms"]) / small_conns
 small_floor = floor_overhead(bc["n"], bc["width"], bc["depth"], small_tokens, 2, bench.bandwidth_gbs,
                              residual_step_s=rows["residual"]["median_ms"] / 1e3)
+small_measured = overhead(rows["mhc-triton"]["median_ms"], rows["residual"]["median_ms"])
 print(f"bench_model (C = {bc['width']}, {small_tokens:,} tokens): mHC (Triton) adds {small_ms:.3f} ms per connection; "
       f"its bandwidth floor is {small_floor['extra_ms'] / small_conns * 1e3:.0f} µs, an overhead of "
-      f"{small_floor['overhead']:.1%} against {overhead(rows['mhc-triton']['median_ms'], rows['residual']['median_ms']):.1%}"
-      " measured")
+      f"{small_floor['overhead']:.1%} against {small_measured:.1%} measured")
 eager_row = bench.find(kernel_row["C"], EAGER)
 tri_vs_torch = {"bench_model": rows["mhc-triton"]["median_ms"] / rows["mhc-torch"]["median_ms"],
                 f"one connection (lesson 06, bf16, C = {kernel_row['C']})":
@@ -508,20 +508,20 @@ for where, ratio in tri_vs_torch.items():
 # What these numbers support, and what they leave open:
 #
 # - **Width matters, as the floor says.** At $C = 2048$ (`bench_model`) mHC on our kernels costs
-#   about a fifth of a residual step; at the `gpu` profile's $C = 512$ the measured overhead is
-#   more than twice that. Both are about twice their floors.
+#   about a fifth of a residual step, about twice its floor; at the `gpu` profile's $C = 512$ the
+#   measured overhead is about five times that, and several times its floor.
 # - **Our kernels are not at the floor.** Lesson 06's benchmark puts one connection's forward +
 #   backward at about half of copy bandwidth at $C = 2048$; the rest of the gap in `bench_model`
 #   is the difference between that and the floor.
-# - **At $C = 512$ the kernels do worse still.** The per-connection cost in the trainer is about
-#   twice what lesson 06's bandwidth would give for its bytes (printed above). The kernels' block
-#   sizes were chosen at $C = 2048$; at $C = 512$ each token's work is small and fixed costs per
-#   token block (the Sinkhorn–Knopp iterations and their backward, the coefficient reductions)
-#   weigh more. Measuring where exactly the time goes needs a profile of the step, which the
-#   committed data does not contain.
-# - **Step times vary between runs.** The residual step of the same code measured 0.054 s and
-#   0.065 s in two runs on the same kind of H100 (`benchmarks/results/training/README.md`), so the
-#   percentages at the `gpu` profile carry an uncertainty of that size.
+# - **At $C = 512$ the connection does worse still.** The per-connection cost in the trainer is
+#   several times what lesson 06's bandwidth would give for its bytes (printed above). There the
+#   GPU work of one connection is small enough that the host's work per call (the autograd
+#   Functions, allocations, five Triton launches, the sublayer's nested backward) takes longer than
+#   the kernels: `benchmarks/NOTES.md` has the measurements. Capturing the step in a CUDA graph
+#   would remove most of that host time; the course has not measured it.
+# - **Step times vary between runs.** The residual step of the same code measured between 0.052 s
+#   and 0.065 s in three runs on the same kind of H100 (`benchmarks/results/training/README.md`),
+#   so the percentages at the `gpu` profile carry an uncertainty of that size.
 # - **What the paper has that we do not:** much wider models (the floor shrinks as $1/C$), kernels
 #   tuned at that width, recomputation, and the connection's kernels overlapped with communication
 #   in DualPipe (lesson 07). Its 6.7% is a measurement at that scale; ours are measurements at
@@ -551,12 +551,14 @@ for run in sorted(all_runs.values(), key=lambda r: summary(r)["final_val_loss"])
 #
 # **What it does not show.** Of the three $n = 4$ runs HC trained best, on the CPU and on the GPU:
 # it had the lowest loss, and its large gains did not make it diverge within the steps we ran; mHC
-# ended close to the residual (slightly below it on the CPU, slightly above it on the GPU). Across the ablation, mHC with eight streams ended lowest of all, level with HC, and
-# $n = 2$ below $n = 4$. But the final losses roughly follow the step at which each run left the
-# plateau, and a single seed per configuration cannot say whether that step is set by the
-# connection or by chance. So these runs reproduce neither the paper's loss improvements nor HC's
-# instability (the paper saw HC's loss spike around step 12k of its 27B model, with composite gains
-# near 3000). They cannot:
+# ended close to the residual (slightly below it on the CPU, slightly above it on the GPU). In the
+# CPU ablation mHC with eight streams ended lowest of all, level with HC, and $n = 2$ below
+# $n = 4$; on the GPU the mHC runs ended within a tenth of each other, not ordered by $n$. The
+# final CPU losses roughly follow the step at which each run left the plateau, and a single seed
+# per configuration cannot say whether such differences come from the connection or from chance.
+# So these runs reproduce neither the paper's loss improvements nor HC's instability (the paper
+# saw HC's loss spike around step 12k of its 27B model, with composite gains near 3000). They
+# cannot:
 #
 # - **small models** (the `cpu` and `gpu` profiles printed above) on **under a megabyte of text**,
 #   for **a few hundred steps**, where the paper trains billions of parameters on billions of tokens;
@@ -639,9 +641,10 @@ print(check_floor_overhead(solution_floor_overhead))
 #   at 1 forward and near 1 backward (a small factor at $n = 8$, as far as Sinkhorn–Knopp
 #   converged), for every $n$ tried. Of the $n = 4$ runs HC reached the lowest loss; the runs are too
 #   small, too short and single-seeded to reproduce, or refute, the paper's loss results.
-# - mHC on our kernels adds about a fifth to a step at $C = 2048$ and more at $C = 512$, where the
-#   paper measures 6.7% at far larger width. Part of the gap is the width (a connection's bytes grow
-#   as $nC$, the sublayers' work as $C^2$); the rest is our kernels' distance from the floor.
+# - mHC on our kernels adds about a fifth to a step at $C = 2048$ and about as much as the whole
+#   residual step at $C = 512$, where the paper measures 6.7% at far larger width. Part of the gap
+#   is the width (a connection's bytes grow as $nC$, the sublayers' work as $C^2$); the rest is our
+#   kernels' distance from the floor and, at small widths, host time per call.
 #
 # ## The end of the course
 #
