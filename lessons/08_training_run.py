@@ -325,8 +325,8 @@ for run in [*gpu_runs.values(), *(r for n, r in gpu_ablation.items() if n != 4)]
 # %% [markdown]
 # **What you should see:** HC's loss is a little below the others from the start and, in the
 # second half of the run, drops far below them. mHC's starts slower than the residual's and stays
-# a little above it; both are still falling at step 400. The gradient norms stay finite in every
-# run.
+# a little above it; the residual's is still falling at step 400, mHC's has flattened. The
+# gradient norms stay finite in every run.
 
 # %%
 training_curves_figure(gpu_runs)
