@@ -137,6 +137,25 @@ def test_fused_connection(n, c, lead):
     assert_grads_close(list(layer.parameters()), list(layer_ref.parameters()))
 
 
+@pytest.mark.parametrize("splits", [2, 3])
+def test_fused_connection_over_token_splits(monkeypatch, splits):
+    """The channel pass's token splits (each writes its own dφ partial sum, summed after): 37
+    tokens in blocks of 16, split 2 or 3 ways, so the last split is short."""
+    monkeypatch.setenv("MHC_COURSE_KERNEL_BLOCKS", f'{{"coefficients_bwd_channel": [16, 32, 1, {splits}]}}')
+    n, c = 4, 40
+    torch.manual_seed(3)
+    layer = MLP(c).to(DEVICE)
+    ins = [rnd(37, n, c), *params(n, c)]
+    ins_ref = clone_leaves(ins)
+    out, _ = tk.mhc_connection(*ins, layer)
+    hp, hq, hr = ref.mhc_coefficients(*ins_ref)
+    want = ref.mhc_post_res(ins_ref[0], layer(ref.mhc_pre(ins_ref[0], hp)), hq, hr)
+    w = torch.randn_like(want)
+    (out * w).sum().backward()
+    (want * w).sum().backward()
+    assert_grads_close(ins, ins_ref)
+
+
 def test_fused_connection_without_grad_and_frozen_connection():
     n, c = 4, 16
     layer = MLP(c).to(DEVICE)
