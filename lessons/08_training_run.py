@@ -325,16 +325,16 @@ for run in [*gpu_runs.values(), *(r for n, r in gpu_ablation.items() if n != 4)]
 # %% [markdown]
 # **What you should see:** HC's loss is a little below the others from the start and, in the
 # second half of the run, drops far below them. mHC's starts slower than the residual's and stays
-# a little above it; the residual's is still falling at step 400, mHC's has flattened. The
-# gradient norms stay finite in every run.
+# a little above it; both still fall over the last hundred steps, mHC's more slowly. The gradient
+# norms stay finite in every run.
 
 # %%
 training_curves_figure(gpu_runs)
 
 # %% [markdown]
 # **What you should see:** the same picture of the gains as on the CPU, over twice the depth: HC's
-# composite grows through the whole run, past a hundred before step 200 and to several hundred at
-# the end; mHC's forward gain is 1 and its backward gain a few percent above 1.
+# composite grows over the run, past a hundred before step 200 and to several hundred near the
+# end; mHC's forward gain is 1 and its backward gain a few percent above 1.
 
 # %%
 gain_curves_figure(gpu_runs)
@@ -383,6 +383,31 @@ for label, row in step_times.items():
 cpu_res = runs["residual"].wall_s
 print("\ncommitted cpu runs (torch reference, 2 CPU cores), wall time over residual's: " + ", ".join(
     f"{r.label} {overhead(r.wall_s, cpu_res):+.0%}" for r in runs.values() if r.name != "residual"))
+
+# %% [markdown]
+# One measurement per row is not much. The same script ran four more times that day, on earlier
+# states of the code (`gpu_step_times_h100_earlier.jsonl`, described in
+# `benchmarks/results/training/README.md`); every run starts with its residual row:
+
+# %%
+import json
+
+from mhc_course.training_logs import STEP_TIMES_PATH, step_time_label
+
+lines = STEP_TIMES_PATH.with_name("gpu_step_times_h100_earlier.jsonl").read_text().splitlines()
+repeats = []
+for row in [json.loads(line) for line in lines if line.strip()] + list(step_times.values()):
+    if row["conn"] == "residual":
+        repeats.append({})
+    if "n" not in row["over"]:
+        repeats[-1][step_time_label(row)] = row["s_per_step"]
+for i, run in enumerate(repeats, 1):
+    print(f"run {i}: residual {run['residual']:.4f} s, mhc (triton) {run['mhc (triton)']:.4f} s → "
+          f"{overhead(run['mhc (triton)'], run['residual']):+.0%}")
+res_times = [run["residual"] for run in repeats]
+mhc_times = [run["mhc (triton)"] for run in repeats]
+print(f"residual {min(res_times):.4f}–{max(res_times):.4f} s (spread {max(res_times) / min(res_times) - 1:.0%}), "
+      f"mhc {min(mhc_times):.4f}–{max(mhc_times):.4f} s (spread {max(mhc_times) / min(mhc_times) - 1:.0%})")
 
 # %% [markdown]
 # And `benchmarks/bench_model.py` on the same kind of H100, at a wider configuration: the model's
@@ -507,21 +532,20 @@ for where, ratio in tri_vs_torch.items():
 # %% [markdown]
 # What these numbers support, and what they leave open:
 #
-# - **Width matters, as the floor says.** At $C = 2048$ (`bench_model`) mHC on our kernels costs
-#   about a fifth of a residual step, about twice its floor; at the `gpu` profile's $C = 512$ the
-#   measured overhead is about five times that, and several times its floor.
-# - **Our kernels are not at the floor.** Lesson 06's benchmark puts one connection's forward +
-#   backward at about half of copy bandwidth at $C = 2048$; the rest of the gap in `bench_model`
-#   is the difference between that and the floor.
+# - **The floors are alike, the measurements are not.** Both configurations' floors are about a
+#   tenth (printed above). `bench_model` measures about twice its floor; the trainer at $C = 512$
+#   close to ten times its own.
+# - **At $C = 2048$ our kernels are the gap.** Lesson 06's benchmark puts one connection's
+#   forward + backward at about half of copy bandwidth at $C = 2048$: twice the floor's time.
 # - **At $C = 512$ the connection does worse still.** The per-connection cost in the trainer is
 #   several times what lesson 06's bandwidth would give for its bytes (printed above). There the
 #   GPU work of one connection is small enough that the host's work per call (the autograd
 #   Functions, allocations, five Triton launches, the sublayer's nested backward) takes longer than
 #   the kernels: `benchmarks/NOTES.md` has the measurements. Capturing the step in a CUDA graph
 #   would remove most of that host time; the course has not measured it.
-# - **Step times vary between runs.** The residual step of the same code measured between 0.052 s
-#   and 0.065 s in three runs on the same kind of H100 (`benchmarks/results/training/README.md`),
-#   so the percentages at the `gpu` profile carry an uncertainty of that size.
+# - **Step times vary between runs.** Over the five runs printed above, mHC's step varied by about
+#   a tenth and the residual's by more than a third, so the overhead at the `gpu` profile is known
+#   only to within a wide range; its order of magnitude, far above the floor, holds in every run.
 # - **What the paper has that we do not:** much wider models (the floor shrinks as $1/C$), kernels
 #   tuned at that width, recomputation, and the connection's kernels overlapped with communication
 #   in DualPipe (lesson 07). Its 6.7% is a measurement at that scale; ours are measurements at
