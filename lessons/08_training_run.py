@@ -390,17 +390,9 @@ print("\ncommitted cpu runs (torch reference, 2 CPU cores), wall time over resid
 # `benchmarks/results/training/README.md`); every run starts with its residual row:
 
 # %%
-import json
+from mhc_course.training_logs import step_time_runs
 
-from mhc_course.training_logs import STEP_TIMES_PATH, step_time_label
-
-lines = STEP_TIMES_PATH.with_name("gpu_step_times_h100_earlier.jsonl").read_text().splitlines()
-repeats = []
-for row in [json.loads(line) for line in lines if line.strip()] + list(step_times.values()):
-    if row["conn"] == "residual":
-        repeats.append({})
-    if "n" not in row["over"]:
-        repeats[-1][step_time_label(row)] = row["s_per_step"]
+repeats = step_time_runs()  # the earlier runs, then the one above
 for i, run in enumerate(repeats, 1):
     print(f"run {i}: residual {run['residual']:.4f} s, mhc (triton) {run['mhc (triton)']:.4f} s → "
           f"{overhead(run['mhc (triton)'], run['residual']):+.0%}")

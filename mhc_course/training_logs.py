@@ -31,6 +31,7 @@ RESULTS_DIR = Path(__file__).resolve().parent.parent / "benchmarks" / "results" 
 CPU_RUNS_DIR = RESULTS_DIR / "cpu"
 GPU_RUNS_DIR = RESULTS_DIR / "gpu"
 STEP_TIMES_PATH = RESULTS_DIR / "gpu_step_times_h100.jsonl"
+STEP_TIMES_EARLIER_PATH = RESULTS_DIR / "gpu_step_times_h100_earlier.jsonl"  # the same script's earlier runs
 BENCH_MODEL_PATH = RESULTS_DIR.parent / "bench_model_h100.json"
 COMPARISON = ("residual", "hc", "mhc")  # the three committed runs of each profile (n = 4 for hc and mhc)
 ABLATION_N = (1, 2, 4, 8)  # mHC over n; n = 4 is the "mhc" folder
@@ -237,11 +238,7 @@ def step_time_label(row: dict[str, Any]) -> str:
     return f"mhc ({row.get('over', {}).get('backend', 'torch')})"
 
 
-def load_step_times(path: str | Path = STEP_TIMES_PATH) -> dict[str, dict[str, Any]]:
-    """The committed seconds per optimizer step at the gpu profile, by ``step_time_label``.
-
-    Each row keeps the file's fields: ``s_per_step``, ``tok_per_s``, ``peak_gib``, ``params``, ….
-    """
+def _step_time_rows(path: str | Path) -> list[dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"no step-time file at {str(path)!r}")
@@ -249,7 +246,30 @@ def load_step_times(path: str | Path = STEP_TIMES_PATH) -> dict[str, dict[str, A
     for i, row in enumerate(rows):
         if "conn" not in row or "s_per_step" not in row:
             raise ValueError(f"row {i} of {str(path)!r} lacks 'conn' or 's_per_step': {sorted(row)}")
-    return {step_time_label(r): r for r in rows}
+    return rows
+
+
+def load_step_times(path: str | Path = STEP_TIMES_PATH) -> dict[str, dict[str, Any]]:
+    """The committed seconds per optimizer step at the gpu profile, by ``step_time_label``.
+
+    Each row keeps the file's fields: ``s_per_step``, ``tok_per_s``, ``peak_gib``, ``params``, ….
+    """
+    return {step_time_label(r): r for r in _step_time_rows(path)}
+
+
+def step_time_runs(paths: Sequence[str | Path] = (STEP_TIMES_EARLIER_PATH, STEP_TIMES_PATH)) -> list[dict[str, float]]:
+    """Every run of the step-time script in ``paths``, in order: one {label: seconds per step} per
+    run. A run starts at each residual row; rows with a changed n (``over["n"]``) are left out."""
+    runs: list[dict[str, float]] = []
+    for path in paths:
+        for row in _step_time_rows(path):
+            if row["conn"] == "residual":
+                runs.append({})
+            if not runs:
+                raise ValueError(f"{str(path)!r} does not start a run with a residual row")
+            if "n" not in row.get("over", {}):
+                runs[-1][step_time_label(row)] = row["s_per_step"]
+    return runs
 
 
 def load_bench_model(path: str | Path = BENCH_MODEL_PATH) -> dict[str, Any]:

@@ -36,6 +36,15 @@ def assert_grads_close(ours, theirs, tol=5e-5):
         assert err < tol, f"input {i}: relative gradient error {err:.2e}"
 
 
+def assert_output_and_grads_close(ours, theirs, ins, ins_ref, atol=1e-6):
+    """Outputs agree, and so do the gradients of the inputs under one random weighting of the outputs."""
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=atol)
+    w = torch.randn_like(theirs)
+    (ours * w).sum().backward()
+    (theirs * w).sum().backward()
+    assert_grads_close(ins, ins_ref)
+
+
 @pytest.mark.parametrize("n, c, lead", SHAPES)
 def test_coefficients(n, c, lead):
     x = rnd(*lead, n, c)
@@ -60,35 +69,21 @@ def test_sinkhorn_backward_any_iteration_count(iters):
     ins_ref = clone_leaves(ins)
     ours = tk.mhc_coefficients(*ins, iters=iters)[2]
     theirs = ref.mhc_coefficients(*ins_ref, iters=iters)[2]
-    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-6)
-    w = torch.randn_like(theirs)
-    (ours * w).sum().backward()
-    (theirs * w).sum().backward()
-    assert_grads_close(ins, ins_ref)
+    assert_output_and_grads_close(ours, theirs, ins, ins_ref)
 
 
 @pytest.mark.parametrize("n, c, lead", SHAPES)
 def test_pre(n, c, lead):
     ins = [rnd(*lead, n, c), torch.rand(*lead, n, device=DEVICE).requires_grad_()]
     ins_ref = clone_leaves(ins)
-    a, b = tk.mhc_pre(*ins), ref.mhc_pre(*ins_ref)
-    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
-    w = torch.randn_like(b)
-    (a * w).sum().backward()
-    (b * w).sum().backward()
-    assert_grads_close(ins, ins_ref)
+    assert_output_and_grads_close(tk.mhc_pre(*ins), ref.mhc_pre(*ins_ref), ins, ins_ref)
 
 
 @pytest.mark.parametrize("n, c, lead", SHAPES)
 def test_post_res(n, c, lead):
     ins = [rnd(*lead, n, c), rnd(*lead, c), rnd(*lead, n), rnd(*lead, n, n)]
     ins_ref = clone_leaves(ins)
-    a, b = tk.mhc_post_res(*ins), ref.mhc_post_res(*ins_ref)
-    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
-    w = torch.randn_like(b)
-    (a * w).sum().backward()
-    (b * w).sum().backward()
-    assert_grads_close(ins, ins_ref)
+    assert_output_and_grads_close(tk.mhc_post_res(*ins), ref.mhc_post_res(*ins_ref), ins, ins_ref)
 
 
 def test_broadcast_and_non_contiguous():
@@ -128,12 +123,8 @@ def test_fused_connection(n, c, lead):
     out, h_res = tk.mhc_connection(*ins, layer)
     hp, hq, hr = ref.mhc_coefficients(*ins_ref)
     want = ref.mhc_post_res(ins_ref[0], layer_ref(ref.mhc_pre(ins_ref[0], hp)), hq, hr)
-    torch.testing.assert_close(out, want, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(h_res, hr.detach(), rtol=1e-5, atol=1e-6)
-    w = torch.randn_like(want)
-    (out * w).sum().backward()
-    (want * w).sum().backward()
-    assert_grads_close(ins, ins_ref)
+    assert_output_and_grads_close(out, want, ins, ins_ref, atol=1e-5)
     assert_grads_close(list(layer.parameters()), list(layer_ref.parameters()))
 
 
@@ -150,10 +141,7 @@ def test_fused_connection_over_token_splits(monkeypatch, splits):
     out, _ = tk.mhc_connection(*ins, layer)
     hp, hq, hr = ref.mhc_coefficients(*ins_ref)
     want = ref.mhc_post_res(ins_ref[0], layer(ref.mhc_pre(ins_ref[0], hp)), hq, hr)
-    w = torch.randn_like(want)
-    (out * w).sum().backward()
-    (want * w).sum().backward()
-    assert_grads_close(ins, ins_ref)
+    assert_output_and_grads_close(out, want, ins, ins_ref, atol=1e-5)
 
 
 def test_fused_connection_without_grad_and_frozen_connection():

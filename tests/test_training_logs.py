@@ -28,6 +28,7 @@ from mhc_course.training_logs import (
     rerun_prefix,
     run_config,
     series,
+    step_time_runs,
     summary,
 )
 
@@ -185,6 +186,19 @@ def test_committed_step_times_and_bench_model():
     assert overhead(times["mhc (triton)"]["s_per_step"], times["residual"]["s_per_step"]) > 0
     bm = load_bench_model()
     assert "residual" in bm["rows"] and "mhc-triton" in bm["rows"] and bm["config"]["n"] == 4
+
+
+def test_step_time_runs(tmp_path):
+    f = tmp_path / "t.jsonl"
+    rows = [("residual", {}, 1.0), ("mhc", {"backend": "triton"}, 2.0), ("mhc", {"backend": "triton", "n": 8}, 9.0),
+            ("residual", {}, 1.5), ("hc", {}, 3.0)]
+    f.write_text("".join(json.dumps({"conn": c, "over": o, "s_per_step": t}) + "\n" for c, o, t in rows))
+    assert step_time_runs([f]) == [{"residual": 1.0, "mhc (triton)": 2.0}, {"residual": 1.5, "hc": 3.0}]
+    f.write_text(json.dumps({"conn": "hc", "s_per_step": 1.0}) + "\n")
+    with pytest.raises(ValueError, match="residual row"):
+        step_time_runs([f])
+    committed = step_time_runs()
+    assert len(committed) == 5 and all({"residual", "mhc (triton)"} <= set(run) for run in committed)
 
 
 def test_step_time_file_errors(tmp_path):
