@@ -6,7 +6,9 @@ Rows: a plain residual add; the eager PyTorch reference; ``torch.compile`` of it
 mHC ops; the ``hyper-connections`` package's mHC module (eager); ours (mhc_course.kernels).
 Each row: forward ms and forward+backward ms (``triton.testing.do_bench`` medians), effective
 GB/s over the minimal bytes, forward (3n+2)·C·T·2 and forward+backward (6n+5)·C·T·2, and that
-as a share of the device-to-device copy bandwidth measured in the same run.
+as a share of the device-to-device copy bandwidth measured in the same run. Rows are timed
+ours right after the residual add, before any row that compiles or imports other kernels (see
+``main``); the table lists ours last.
 
     python benchmarks/bench_connection.py --out results.json --md results.md
 """
@@ -118,39 +120,50 @@ def main() -> None:
     args = parser.parse_args()
     T = args.tokens
     bw = copy_bandwidth()
-    results = []
-    for C in args.widths:
-        inputs = make_inputs(T, C)
-        want = reference(*inputs).float()
-        err = ((ours(*inputs).float() - want).norm() / want.norm()).item()
+    inputs = {C: make_inputs(T, C) for C in args.widths}
+    for C, args_c in inputs.items():
+        want = reference(*args_c).float()
+        err = ((ours(*args_c).float() - want).norm() / want.norm()).item()
         assert err < 1e-2, f"our output differs from the reference by {err:.2e} at C={C}"
-        rows: list[tuple[str, Callable | None, str | None]] = []
-        xr = torch.randn(T, C, device="cuda", dtype=torch.bfloat16, requires_grad=True)
-        fr = torch.randn(T, C, device="cuda", dtype=torch.bfloat16, requires_grad=True)
-        rows.append(("residual add (x + f)", None, None))
-        rows.append(("eager reference", reference, None))
-        rows.append(("torch.compile(reference)", torch.compile(reference), None))
-        rows.append(("Liger-Kernel 0.8.5 mHC", *liger_row()))
-        rows.append(("hyper-connections mHC (eager)", *hyper_connections_row(C)))
-        rows.append(("ours (mhc_course.kernels)", ours, None))
-        fwd_bytes, fb_bytes = (3 * N + 2) * C * T * 2, (6 * N + 5) * C * T * 2
-        for name, fn, skipped in rows:
+    # Row by row, each at every width, in an order where no row runs after one that changes the
+    # process for it: torch.compile points Triton at torch's own ptxas for every kernel compiled
+    # later (our channel pass compiled so ran 0.505 instead of 0.442 ms on the H100), and
+    # importing Liger-Kernel slowed our whole call by 0.12 ms on the host (benchmarks/NOTES.md).
+    rows: list[tuple[str, Callable[[int], tuple[Callable | None, str | None]]]] = [
+        ("residual add (x + f)", lambda C: (None, None)),
+        ("ours (mhc_course.kernels)", lambda C: (ours, None)),
+        ("eager reference", lambda C: (reference, None)),
+        ("torch.compile(reference)", lambda C: (torch.compile(reference), None)),
+        ("Liger-Kernel 0.8.5 mHC", lambda C: liger_row()),
+        ("hyper-connections mHC (eager)", hyper_connections_row),
+    ]
+    measured = {}
+    for name, make in rows:
+        for C in args.widths:
+            fn, skipped = make(C)
             row = {"C": C, "T": T, "n": N, "row": name}
+            measured[C, name] = row
             if skipped:
                 row["skipped"] = skipped
-                results.append(row)
                 continue
+            fwd_bytes, fb_bytes = (3 * N + 2) * C * T * 2, (6 * N + 5) * C * T * 2
             if fn is None:  # plain residual: minimal bytes read x, f and write x + f
+                xr = torch.randn(T, C, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+                fr = torch.randn(T, C, device="cuda", dtype=torch.bfloat16, requires_grad=True)
                 fwd = do_bench(lambda: xr + fr, warmup=25, rep=100, return_mode="median")  # noqa: B023
                 fb = time_row(lambda a, b: a + b, (xr, fr), fwd_only=False)
                 rb_f = rb_fb = 3 * C * T * 2
             else:
-                fwd = time_row(fn, inputs, fwd_only=True)
-                fb = time_row(fn, inputs, fwd_only=False)
+                fwd = time_row(fn, inputs[C], fwd_only=True)
+                fb = time_row(fn, inputs[C], fwd_only=False)
                 rb_f, rb_fb = fwd_bytes, fb_bytes
             row.update(fwd_ms=fwd, fwd_bwd_ms=fb, fwd_gbs=rb_f / fwd / 1e6, fwd_bwd_gbs=rb_fb / fb / 1e6)
             row.update(fwd_pct_copy=100 * rb_f / (fwd * 1e-3) / bw, fwd_bwd_pct_copy=100 * rb_fb / (fb * 1e-3) / bw)
-            results.append(row)
+    order = [rows[0][0], *(name for name, _ in rows[2:]), rows[1][0]]  # the table's order: ours last
+    results = []
+    for C in args.widths:
+        results += [measured[C, name] for name in order]
+        fwd_bytes, fb_bytes = (3 * N + 2) * C * T * 2, (6 * N + 5) * C * T * 2
         results.append({"C": C, "T": T, "n": N, "row": "floor at copy bandwidth",
                         "fwd_ms": fwd_bytes / bw * 1e3, "fwd_bwd_ms": fb_bytes / bw * 1e3})
     meta = {

@@ -26,12 +26,13 @@ from triton.testing import do_bench
 from mhc_course import kernels as tk
 
 N = 4
-# Candidates (BT, BK or BC, warps). The fastest are not always free of register spills: ptxas -v
-# on Triton 3.9's sm_90 code shows spills for the chosen coefficients (64, 128, 4) and channel
-# (32, 128, 4) blocks; spill-free channel blocks (16, 64, 8), (32, 64, 8) ran slower on the H100.
-FWD_BLOCKS = ((64, 128, 4), (32, 128, 4), (64, 128, 8), (32, 64, 4), (64, 64, 8))
-TOKEN_BLOCKS = ((16, 64, 4), (16, 64, 8), (8, 64, 4), (16, 32, 4), (16, 32, 8), (8, 128, 8))
-CHANNEL_BLOCKS = ((32, 128, 4), (32, 64, 8), (16, 64, 4), (32, 128, 8))
+# Candidates: coefficients (BT, BK, BC, warps), token and channel passes (BT, BC, warps). The
+# fastest are not always free of register spills: ptxas -v on Triton 3.9's sm_90 code shows
+# spills for the chosen coefficients (64, 128, ·, 4) and channel (32, 128, 4) blocks; spill-free
+# channel blocks (16, 64, 8), (32, 64, 8) ran slower on the H100.
+FWD_BLOCKS = ((64, 128, 128, 4), (64, 128, 64, 4), (128, 128, 64, 8), (32, 128, 64, 4), (64, 64, 64, 4))
+TOKEN_BLOCKS = ((8, 128, 4), (8, 64, 4), (4, 128, 2), (16, 128, 8), (16, 64, 4), (8, 256, 4))
+CHANNEL_BLOCKS = ((32, 128, 4), (32, 64, 8), (16, 64, 4), (32, 128, 8), (64, 64, 4))
 CHANNEL_SPLITS = (2, 4, 8)
 
 
@@ -78,9 +79,8 @@ def main() -> None:
     x2 = x.view(T, N * C)
     outs = (z, r, pre, post, res, h)
     sweeps = not args.whole_only
-    for bt, bk, warps in () if not sweeps else FWD_BLOCKS:
+    for cfg in () if not sweeps else FWD_BLOCKS:
         for with_pre, units, dot in ((False, N, "bf16x2"), (True, 2 * N + 1, "bf16x2")):
-            cfg = (bt, bk, 64, warps)
             ms = bench(lambda: launch_coefficients_fwd(x2, phi, alpha, bias, outs, N, 20, 1e-6,  # noqa: B023
                                                        with_pre=with_pre, blocks=cfg, dot=dot))  # noqa: B023
             record(f"coefficients_fwd{'+pre' if with_pre else ''} {dot}", cfg, ms, units)

@@ -127,8 +127,12 @@ def coefficients_bwd_channel_kernel(
         tmask = t < t_end
         t64 = t.to(tl.int64)
         m2 = tmask[:, None] & cmask[None, :]
-        xj = tl.load(x_ptr + t64[:, None] * K + krow[None, :], mask=m2, other=0.0).to(tl.float32)
-        dy = tl.load(dy_ptr + t64[:, None] * NZ + cols[None, :], mask=tmask[:, None], other=0.0)
+        # Cache hints: x[j] and dx are touched by this program only; g, dh and dy by the other
+        # streams' programs of this channel block too (measured: 0.465 → 0.447 ms at C = 2048).
+        xj = tl.load(x_ptr + t64[:, None] * K + krow[None, :], mask=m2, other=0.0,
+                     eviction_policy="evict_first").to(tl.float32)
+        dy = tl.load(dy_ptr + t64[:, None] * NZ + cols[None, :], mask=tmask[:, None], other=0.0,
+                     eviction_policy="evict_last")
         s = tl.load(s_ptr + t, mask=tmask, other=0.0)
         # The element-wise terms first, in one accumulator that the product then adds to: it
         # changes layout once, into the matrix unit's, instead of once per term.
@@ -136,14 +140,16 @@ def coefficients_bwd_channel_kernel(
         if FUSED:
             m3 = tmask[:, None, None] & cmask[None, None, :]
             g3 = tl.load(g_ptr + t64[:, None, None] * K + s_idx[None, :, None] * C + c[None, None, :], mask=m3,
-                         other=0.0).to(tl.float32)
+                         other=0.0, eviction_policy="evict_last").to(tl.float32)
             hres_col = tl.load(res_ptr + t64[:, None] * (N * N) + s_idx[None, :] * N + j, mask=tmask[:, None],
                                other=0.0)  # H_res[:, i, j] over i
-            dh = tl.load(dh_ptr + t64[:, None] * C + c[None, :], mask=m2, other=0.0).to(tl.float32)
+            dh = tl.load(dh_ptr + t64[:, None] * C + c[None, :], mask=m2, other=0.0,
+                         eviction_policy="evict_last").to(tl.float32)
             hpre_j = tl.load(pre_ptr + t64 * N + j, mask=tmask, other=0.0)
             acc += tl.sum(hres_col[:, :, None] * g3, axis=1) + hpre_j[:, None] * dh
         dx = tl.dot(dy, tl.trans(phi_j), acc, input_precision=DOT)
-        tl.store(dx_ptr + t64[:, None] * K + krow[None, :], dx.to(dx_ptr.dtype.element_ty), mask=m2)
+        tl.store(dx_ptr + t64[:, None] * K + krow[None, :], dx.to(dx_ptr.dtype.element_ty), mask=m2,
+                 eviction_policy="evict_first")
         dphi = tl.dot(tl.trans(xj), dy, dphi, input_precision=DOT)
 
     base = split.to(tl.int64) * K * KC

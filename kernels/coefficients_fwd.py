@@ -3,8 +3,9 @@
 One program owns BT tokens. First scan over the token's n·C values: the sum of squares and
 the projection x·φ on the matrix units, fp32 accumulate. The RMSNorm division comes after
 the matmul (z = r·(xφ)), as the paper does. The gates, σ, 2σ and the Sinkhorn iterations run
-in registers. With ``WITH_PRE`` a second scan over the same tokens (mostly served from L2)
-writes h = Σ_i H_pre[i]·x[i].
+in registers. With ``WITH_PRE`` a second scan over the same tokens writes h = Σ_i H_pre[i]·x[i];
+it runs backwards over the channels, so it starts with those the first scan read last, the
+likeliest to be still in L2.
 
 ``DOT`` picks how x·φ uses the matrix units: "ieee" (fp32 inputs, exact fp32), "tf32" (the
 paper's choice) or "bf16x2" for bf16 x: φ is split in registers into bf16 hi + lo parts and
@@ -73,8 +74,9 @@ def coefficients_fwd_kernel(
     tl.store(res_ptr + t64[:, None, None] * (N * N) + ij[None, :, :], h_res, mask=tmask[:, None, None])
 
     if WITH_PRE:  # (BT, BC) tiles one stream at a time: a (BT, N, BC) tile spills registers
-        for c0 in range(0, C, BC):
-            c = c0 + tl.arange(0, BC)
+        nb = tl.cdiv(C, BC)
+        for b in range(nb):
+            c = (nb - 1 - b) * BC + tl.arange(0, BC)
             m2 = tmask[:, None] & (c < C)[None, :]
             h = tl.zeros((BT, BC), dtype=tl.float32)
             for i in tl.static_range(N):

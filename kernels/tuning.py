@@ -17,8 +17,8 @@ import torch
 from .layout import cdiv
 
 _GPU = {
-    "coefficients_fwd": (64, 128, 64, 4),  # BT, BK, BC, warps
-    "coefficients_bwd_token": (8, 64, 4),  # BT, BC, warps
+    "coefficients_fwd": (64, 128, 128, 4),  # BT, BK, BC, warps
+    "coefficients_bwd_token": (8, 128, 4),  # BT, BC, warps
     "coefficients_bwd_channel": (32, 128, 4, 4),  # BT, BC, warps, token splits
     "pre_fwd": (8, 256, 8),
     "pre_bwd": (8, 128, 4),

@@ -385,7 +385,7 @@ print("\ncommitted cpu runs (torch reference, 2 CPU cores), wall time over resid
     f"{r.label} {overhead(r.wall_s, cpu_res):+.0%}" for r in runs.values() if r.name != "residual"))
 
 # %% [markdown]
-# One measurement per row is not much. The same script ran four more times that day, on earlier
+# One measurement per row is not much. The same script ran five more times that day, on earlier
 # states of the code (`gpu_step_times_h100_earlier.jsonl`, described in
 # `benchmarks/results/training/README.md`); every run starts with its residual row:
 
@@ -454,9 +454,9 @@ for label, (nbytes, eff) in cases.items():
 measured = {label: row["s_per_step"] for label, row in step_times.items()}
 
 # %% [markdown]
-# **What you should see:** the predicted bars (hatched) add about a tenth and a quarter of the
+# **What you should see:** the predicted bars (hatched) add about a tenth and a fifth of the
 # residual step; the measured mHC bar (Triton kernels) is about twice the residual's, and HC's
-# (eager PyTorch, no fused kernels) about five times.
+# (eager PyTorch, no fused kernels) about four times.
 
 # %%
 from mhc_course.viz.training import step_time_figure
@@ -525,8 +525,8 @@ for where, ratio in tri_vs_torch.items():
 # What these numbers support, and what they leave open:
 #
 # - **The floors are alike, the measurements are not.** Both configurations' floors are about a
-#   tenth (printed above). `bench_model` measures about twice its floor; the trainer at $C = 512$
-#   close to ten times its own.
+#   tenth (printed above). `bench_model` measures about two and a half times its floor; the
+#   trainer at $C = 512$ close to ten times its own.
 # - **At $C = 2048$ our kernels are the gap.** Lesson 06's benchmark puts one connection's
 #   forward + backward at about half of copy bandwidth at $C = 2048$: twice the floor's time.
 # - **At $C = 512$ the connection does worse still.** The per-connection cost in the trainer is
@@ -535,8 +535,8 @@ for where, ratio in tri_vs_torch.items():
 #   Functions, allocations, five Triton launches, the sublayer's nested backward) takes longer than
 #   the kernels: `benchmarks/NOTES.md` has the measurements. Capturing the step in a CUDA graph
 #   would remove most of that host time; the course has not measured it.
-# - **Step times vary between runs.** Over the five runs printed above, mHC's step varied by about
-#   a tenth and the residual's by more than a third, so the overhead at the `gpu` profile is known
+# - **Step times vary between runs.** Over the six runs printed above, mHC's step varied by about
+#   a fifth and the residual's by more than a third, so the overhead at the `gpu` profile is known
 #   only to within a wide range; its order of magnitude, far above the floor, holds in every run.
 # - **What the paper has that we do not:** much wider models (the floor shrinks as $1/C$), kernels
 #   tuned at that width, recomputation, and the connection's kernels overlapped with communication

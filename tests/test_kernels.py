@@ -144,6 +144,22 @@ def test_fused_connection_over_token_splits(monkeypatch, splits):
     assert_output_and_grads_close(out, want, ins, ins_ref, atol=1e-5)
 
 
+@pytest.mark.parametrize("kind", ["identity", "ignores h"])
+def test_fused_connection_sublayer_gradient_paths(kind):
+    """dh reaches the kernels when the sublayer returns h itself (its gradient is the one handed to
+    the sublayer's backward), and is zero when the sublayer does not use h."""
+    n, c = 4, 12
+    torch.manual_seed(5)
+    w = torch.nn.Parameter(torch.randn(c, device=DEVICE))
+    layer = (lambda h: h) if kind == "identity" else (lambda h: w.expand_as(h))
+    ins = [rnd(6, n, c), *params(n, c)]
+    ins_ref = clone_leaves(ins)
+    out, _ = tk.mhc_connection(*ins, layer)
+    hp, hq, hr = ref.mhc_coefficients(*ins_ref)
+    want = ref.mhc_post_res(ins_ref[0], layer(ref.mhc_pre(ins_ref[0], hp)), hq, hr)
+    assert_output_and_grads_close(out, want, ins, ins_ref, atol=1e-5)
+
+
 def test_fused_connection_without_grad_and_frozen_connection():
     n, c = 4, 16
     layer = MLP(c).to(DEVICE)

@@ -198,7 +198,7 @@ def test_step_time_runs(tmp_path):
     with pytest.raises(ValueError, match="residual row"):
         step_time_runs([f])
     committed = step_time_runs()
-    assert len(committed) == 5 and all({"residual", "mhc (triton)"} <= set(run) for run in committed)
+    assert len(committed) == 6 and all({"residual", "mhc (triton)"} <= set(run) for run in committed)
 
 
 def test_step_time_file_errors(tmp_path):
