@@ -25,6 +25,12 @@ date is printed (and written to ``--md`` if given).
 
     python benchmarks/bench_model.py --out benchmarks/results/bench_model.json --md benchmarks/results/bench_model.md
 
+``--cuda-graph`` captures each row's forward + backward in one CUDA graph and times its replay:
+the same GPU work without the host's per-operation cost (Python, autograd, kernel launches), so
+the difference between a row's eager and graph times is what the host adds. Before timing, the
+parameter gradients of one replay are compared with an eager step's; a row whose graph gives
+different gradients is reported as failed.
+
 A CPU smoke check of the script itself (tiny sizes, plain timer, fp32):
 
     python benchmarks/bench_model.py --smoke --out /tmp/bench_model.json
@@ -138,6 +144,34 @@ def step_fn(model: torch.nn.Module, run: torch.nn.Module, args: argparse.Namespa
     return step
 
 
+def graphed(model: torch.nn.Module, step: Callable[[], None]) -> Callable[[], None]:
+    """``step`` captured in a CUDA graph (after warm-up on a side stream); returns its replay.
+
+    Raises RuntimeError when one replay's parameter gradients differ from an eager step's (bf16
+    tolerance), e.g. if some kernel were launched outside the captured stream."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            step()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        step()  # zero_grad(set_to_none) first: the gradients are allocated in the graph's pool
+    params = [p for p in model.parameters() if p.grad is not None]
+    captured = [p.grad for p in params]
+    graph.replay()
+    torch.cuda.synchronize()
+    replayed = [g.float().clone() for g in captured]
+    step()
+    for p, got in zip(params, replayed, strict=True):
+        want = p.grad.float()
+        err = ((got - want).norm() / want.norm().clamp_min(1e-30)).item()
+        if not err < 2e-2:
+            raise RuntimeError(f"CUDA graph replay gives other gradients than an eager step (relative error {err:.2e})")
+    return graph.replay
+
+
 def median_ms(fn: Callable[[], None], device: torch.device, args: argparse.Namespace) -> float:
     if device.type == "cuda":
         from triton.testing import do_bench
@@ -166,7 +200,9 @@ def measure(row: str, args: argparse.Namespace, device: torch.device) -> dict:
             torch.cuda.reset_peak_memory_stats(device)
             fn()
             torch.cuda.synchronize()
-            peak = torch.cuda.max_memory_allocated(device) / 2**30
+            peak = torch.cuda.max_memory_allocated(device) / 2**30  # of an eager step, also with --cuda-graph
+        if args.cuda_graph:
+            fn = graphed(model, fn)
         ms = median_ms(fn, device, args)
         params = model.num_parameters()
         return {"row": row, "status": "ok", "median_ms": ms, "tokens_per_s": args.batch * args.seq / (ms * 1e-3),
@@ -184,7 +220,8 @@ def markdown(result: dict) -> str:
     env = result["environment"]
     lines = [
         f"Forward + backward of the course GPT: C = {a['width']}, {a['heads']} heads, {a['depth']} blocks, "
-        f"seq {a['seq']}, batch {a['batch']}, n = {a['n']}, precision {a['precision']}.",
+        f"seq {a['seq']}, batch {a['batch']}, n = {a['n']}, precision {a['precision']}"
+        + ("; the step captured in a CUDA graph, its replay timed." if a.get("cuda_graph") else "."),
         f"Device: {env['device']}; torch {env['torch']}, triton {env['triton']}, liger-kernel {env['liger_kernel']}, "
         f"CUDA {env['cuda']}; {result['date']}.",
         "",
@@ -218,6 +255,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rep-ms", type=int, default=500, help="do_bench measurement time (ms)")
     p.add_argument("--cpu-reps", type=int, default=3, help="timed repetitions without CUDA")
     p.add_argument("--smoke", action="store_true", help="tiny sizes, for checking the script on a CPU")
+    p.add_argument("--cuda-graph", action="store_true", help="time the replay of the step captured in a CUDA graph")
     args = p.parse_args(argv)
     rows = [r.strip() for r in args.rows.split(",") if r.strip()]
     bad = [r for r in rows if r not in ROWS]
@@ -226,6 +264,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.rows = rows
     if args.smoke:
         args.width, args.heads, args.depth, args.seq, args.batch = 64, 4, 2, 64, 2
+    if args.cuda_graph and not torch.cuda.is_available():
+        p.error("--cuda-graph needs a CUDA device")
     return args
 
 
@@ -245,7 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "benchmark": "bench_model", "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "environment": env,
-        "config": {k: getattr(args, k) for k in ("width", "heads", "depth", "seq", "batch", "n", "precision")},
+        "config": {k: getattr(args, k) for k in ("width", "heads", "depth", "seq", "batch", "n", "precision",
+                                                 "cuda_graph")},
         "timing": "triton.testing.do_bench median" if device.type == "cuda" else f"median of {args.cpu_reps} runs",
         "rows": [],
     }

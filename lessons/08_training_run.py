@@ -522,6 +522,24 @@ for where, ratio in tri_vs_torch.items():
     print(f"  {where}: {ratio:.2f}")
 
 # %% [markdown]
+# How much of that is the host's work? `benchmarks/bench_model.py --cuda-graph` captures the whole
+# forward + backward in one CUDA graph and times its replay: the same kernels, without Python,
+# autograd or kernel launches in between. It ran on the same H100 at the `gpu` profile's sizes
+# (forward + backward only, no optimizer) and at the wider configuration:
+
+# %%
+from mhc_course.training_logs import BENCH_MODEL_PATH
+
+graph_pairs = {"gpu profile sizes": ("bench_model_gpu_profile_h100.json", "bench_model_gpu_profile_graph_h100.json"),
+               "bench_model": ("bench_model_h100.json", "bench_model_graph_h100.json")}
+for label, files in graph_pairs.items():
+    for mode, name in zip(("eager", "CUDA graph"), files, strict=True):
+        bmx = load_bench_model(BENCH_MODEL_PATH.parent / name)
+        res_ms, mhc_ms = (bmx["rows"][r]["median_ms"] for r in ("residual", "mhc-triton"))
+        print(f"{label:>17} (C = {bmx['config']['width']}), {mode:>10}: residual {res_ms:6.2f} ms, "
+              f"mHC (Triton) {mhc_ms:6.2f} ms → {overhead(mhc_ms, res_ms):+.0%}")
+
+# %% [markdown]
 # What these numbers support, and what they leave open:
 #
 # - **The floors are alike, the measurements are not.** Both configurations' floors are about a
@@ -533,8 +551,10 @@ for where, ratio in tri_vs_torch.items():
 #   several times what lesson 06's bandwidth would give for its bytes (printed above). There the
 #   GPU work of one connection is small enough that the host's work per call (the autograd
 #   Functions, allocations, five Triton launches, the sublayer's nested backward) takes longer than
-#   the kernels: `benchmarks/NOTES.md` has the measurements. Capturing the step in a CUDA graph
-#   would remove most of that host time; the course has not measured it.
+#   the kernels: `benchmarks/NOTES.md` has the measurements. Captured in a CUDA graph (printed
+#   above), the same forward + backward at those sizes costs about a quarter as much over
+#   residual as it does eagerly; at $C = 2048$ the graph changes little, the GPU was already the
+#   bottleneck there.
 # - **Step times vary between runs.** Over the six runs printed above, mHC's step varied by about
 #   a fifth and the residual's by more than a third, so the overhead at the `gpu` profile is known
 #   only to within a wide range; its order of magnitude, far above the floor, holds in every run.
