@@ -6,9 +6,9 @@ Rows: a plain residual add; the eager PyTorch reference; ``torch.compile`` of it
 mHC ops; the ``hyper-connections`` package's mHC module (eager); ours (mhc_course.kernels).
 Each row: forward ms and forward+backward ms (``triton.testing.do_bench`` medians), effective
 GB/s over the minimal bytes, forward (3n+2)·C·T·2 and forward+backward (6n+5)·C·T·2, and that
-as a share of the device-to-device copy bandwidth measured in the same run. Rows are timed
-ours right after the residual add, before any row that compiles or imports other kernels (see
-``main``); the table lists ours last.
+as a share of the device-to-device copy bandwidth measured in the same run. Ours is timed right
+after the residual add, before any row that imports or compiles other kernels, and
+``torch.compile`` last (see ``main``); the table lists ours last.
 
     python benchmarks/bench_connection.py --out results.json --md results.md
 """
@@ -122,20 +122,22 @@ def main() -> None:
     bw = copy_bandwidth()
     inputs = {C: make_inputs(T, C) for C in args.widths}
     for C, args_c in inputs.items():
-        want = reference(*args_c).float()
-        err = ((ours(*args_c).float() - want).norm() / want.norm()).item()
+        with torch.no_grad():
+            want = reference(*args_c).float()
+            err = ((ours(*args_c).float() - want).norm() / want.norm()).item()
         assert err < 1e-2, f"our output differs from the reference by {err:.2e} at C={C}"
-    # Row by row, each at every width, in an order where no row runs after one that changes the
-    # process for it: torch.compile points Triton at torch's own ptxas for every kernel compiled
-    # later (our channel pass compiled so ran 0.505 instead of 0.442 ms on the H100), and
-    # importing Liger-Kernel slowed our whole call by 0.12 ms on the host (benchmarks/NOTES.md).
+    # Row by row, each at every width, in an order where no Triton row runs after one that changes
+    # the process for it: torch.compile points Triton at torch's own ptxas for every kernel
+    # compiled later (our channel pass compiled so ran 0.505 instead of 0.442 ms on the H100), so
+    # it comes last; importing Liger-Kernel slowed our whole call by 0.12 ms on the host
+    # (benchmarks/NOTES.md), so ours comes before it.
     rows: list[tuple[str, Callable[[int], tuple[Callable | None, str | None]]]] = [
         ("residual add (x + f)", lambda C: (None, None)),
         ("ours (mhc_course.kernels)", lambda C: (ours, None)),
         ("eager reference", lambda C: (reference, None)),
-        ("torch.compile(reference)", lambda C: (torch.compile(reference), None)),
         ("Liger-Kernel 0.8.5 mHC", lambda C: liger_row()),
         ("hyper-connections mHC (eager)", hyper_connections_row),
+        ("torch.compile(reference)", lambda C: (torch.compile(reference), None)),
     ]
     measured = {}
     for name, make in rows:
@@ -159,7 +161,8 @@ def main() -> None:
                 rb_f, rb_fb = fwd_bytes, fb_bytes
             row.update(fwd_ms=fwd, fwd_bwd_ms=fb, fwd_gbs=rb_f / fwd / 1e6, fwd_bwd_gbs=rb_fb / fb / 1e6)
             row.update(fwd_pct_copy=100 * rb_f / (fwd * 1e-3) / bw, fwd_bwd_pct_copy=100 * rb_fb / (fb * 1e-3) / bw)
-    order = [rows[0][0], *(name for name, _ in rows[2:]), rows[1][0]]  # the table's order: ours last
+    order = ["residual add (x + f)", "eager reference", "torch.compile(reference)", "Liger-Kernel 0.8.5 mHC",
+             "hyper-connections mHC (eager)", "ours (mhc_course.kernels)"]  # the table's order
     results = []
     for C in args.widths:
         results += [measured[C, name] for name in order]

@@ -11,11 +11,11 @@ Rows, one process, one after another:
 - ``residual``: the plain pre-norm GPT (n = 1), the baseline;
 - ``mhc-triton``: mHC with ``backend="triton"`` (mhc_course.kernels);
 - ``mhc-torch``: mHC with the PyTorch reference, eager;
-- ``mhc-torch-compile``: the same model under ``torch.compile``;
 - ``mhc-liger``: mHC whose coefficients, pre and post+res come from Liger-Kernel's ops
   (``liger_mhc_coeffs``, ``liger_mhc_pre``, ``liger_mhc_post_res``). Liger's Sinkhorn starts
   with a row softmax and adds eps = 1e-6 to each normalisation: the same shapes and cost, not
-  bit-identical mappings.
+  bit-identical mappings;
+- ``mhc-torch-compile``: the reference model under ``torch.compile``.
 
 Each row: median ms of one forward + backward (``triton.testing.do_bench``), tokens/s, the
 ratio to the residual row, and the peak memory allocated during one step. A row whose backend
@@ -55,7 +55,9 @@ from torch import Tensor
 from mhc_course.mhc import MHC
 from mhc_course.model import GPT, GPTConfig
 
-ROWS = ("residual", "mhc-triton", "mhc-torch", "mhc-torch-compile", "mhc-liger")
+# torch.compile last: it points Triton at torch's own ptxas for every kernel compiled after it in
+# the process (benchmarks/NOTES.md), which would change the Triton rows that follow it.
+ROWS = ("residual", "mhc-triton", "mhc-torch", "mhc-liger", "mhc-torch-compile")
 
 
 class LigerMHC(MHC):
@@ -190,6 +192,7 @@ def measure(row: str, args: argparse.Namespace, device: torch.device) -> dict:
     reason = unavailable(row, device)
     if reason:
         return {"row": row, "status": "skipped", "reason": reason}
+    model = run = fn = None
     try:
         model, run = build(row, args, device)
         fn = step_fn(model, run, args, device)
@@ -210,6 +213,7 @@ def measure(row: str, args: argparse.Namespace, device: torch.device) -> dict:
     except Exception as exc:  # report the failure in its row and go on with the others
         return {"row": row, "status": "failed", "reason": f"{type(exc).__name__}: {str(exc)[:500]}"}
     finally:
+        model = run = fn = None  # release this row's model and CUDA graph before the next row
         gc.collect()
         if device.type == "cuda":
             torch.cuda.empty_cache()

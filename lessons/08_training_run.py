@@ -543,7 +543,7 @@ for label, files in graph_pairs.items():
 # What these numbers support, and what they leave open:
 #
 # - **The floors are alike, the measurements are not.** Both configurations' floors are about a
-#   tenth (printed above). `bench_model` measures about two and a half times its floor; the
+#   tenth (printed above). `bench_model` measures about twice its floor; the
 #   trainer at $C = 512$ close to ten times its own.
 # - **At $C = 2048$ our kernels are the gap.** Lesson 06's benchmark puts one connection's
 #   forward + backward at about half of copy bandwidth at $C = 2048$: twice the floor's time.
