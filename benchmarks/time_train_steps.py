@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from mhc_course.train import profile_config, train
+from mhc_course.train import CONFIG_NAME, TRAIN_PROFILES, profile_config, train
 
 
 def parse_row(text: str) -> dict:
@@ -44,7 +44,7 @@ def time_row(profile: str, row: dict, steps: int) -> dict:
     cfg = profile_config(profile, steps=steps, log_every=record_every, ckpt_every=steps, eval_batches=1, **row)
     with tempfile.TemporaryDirectory() as out:
         records = train(cfg, out, progress=False)
-        params = json.loads((Path(out) / "config.json").read_text())["parameters"]
+        params = json.loads((Path(out) / CONFIG_NAME).read_text())["parameters"]
     last = records[-1]
     tokens = cfg.batch_size * cfg.seq_len
     return {
@@ -59,7 +59,7 @@ def time_row(profile: str, row: dict, steps: int) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--profile", default="gpu", choices=("ci", "cpu", "gpu"))
+    p.add_argument("--profile", default="gpu", choices=TRAIN_PROFILES)
     p.add_argument("--rows", default="residual,hc,mhc:triton,mhc:torch")
     p.add_argument("--steps", type=int, default=40, help="steps per row; the second half is timed")
     p.add_argument("--out", required=True, help="JSONL file to write (one line per row)")

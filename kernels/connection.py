@@ -5,10 +5,8 @@ Forward: one kernel computes the coefficients and h = H_pre·x; the sublayer run
 
 Backward, given g = dL/dx_next:
 1. one pass over g writes dF = Σ_i H_post[i]·g[i], all the sublayer's backward needs;
-2. the sublayer's backward runs (``torch.autograd.backward`` on its output), accumulating its
-   parameter gradients as reentrant checkpointing does; dh arrives in a small autograd node
-   in front of the sublayer (``_KeepGrad``) instead of a leaf's ``.grad``, which would copy it
-   whenever the gradient handed to the leaf is still referenced (an identity sublayer);
+2. the sublayer's backward runs (``mhc_course.sublayer``: its graph kept from the forward),
+   accumulating its parameter gradients as reentrant checkpointing does, and gives dh;
 3. a token pass reduces dH_res, dH_post, dH_pre over C and back-propagates σ, 2σ and
    Sinkhorn–Knopp in registers;
 4. a channel pass writes dx = H_resᵀ·g + H_pre·dh + (the coefficient path) and dφ.
@@ -28,25 +26,12 @@ from torch import Tensor
 from torch.autograd import Function
 
 from mhc_course.mhc import check_coefficient_params
+from mhc_course.sublayer import run_sublayer
 
 from .layout import as_tokens, check_kernel_streams, coefficient_params, grad_dtype_like
 from .ops import coefficients_backward, coefficients_forward, mhc_post_res
 from .stream_kernels import launch_post_res_bwd, launch_post_res_fwd
 from .tuning import blocks
-
-
-class _KeepGrad(Function):
-    """Identity on h whose backward keeps the gradient it receives in ``box``."""
-
-    @staticmethod
-    def forward(ctx, h, box):
-        ctx.box = box
-        return h.view_as(h)
-
-    @staticmethod
-    def backward(ctx, grad):
-        ctx.box.append(grad)
-        return None, None
 
 
 def _forward_kernels(x3, phi, bias, alpha, iters, eps):
@@ -67,16 +52,11 @@ class _Connection(Function):
         lead, (n, C) = x.shape[:-2], x.shape[-2:]
         x3 = as_tokens(x, 2)
         padded, (z, r, pre, post, res), h = _forward_kernels(x3, phi, bias, alpha, iters, eps)
-        ctx.dh_box = []
-        with torch.enable_grad():
-            h_in = _KeepGrad.apply(h.view(*lead, C).detach().requires_grad_(True), ctx.dh_box)
-            f = layer(h_in)
-        if f.shape != h_in.shape:
-            raise ValueError(f"layer must map (..., C) to (..., C), got {tuple(h_in.shape)} → {tuple(f.shape)}")
-        f2 = as_tokens(f.detach().to(x.dtype), 1)
+        sub = run_sublayer(layer, h.view(*lead, C))
+        f2 = as_tokens(sub.f.detach().to(x.dtype), 1)
         out = _post_res(x3, f2, post, res)
         ctx.save_for_backward(x3, f2, *padded, z, r, pre, post, res)
-        ctx.f, ctx.iters = f, iters
+        ctx.sub, ctx.iters = sub, iters
         ctx.dtypes = (x.dtype, phi.dtype, bias.dtype, alpha.dtype)
         ctx.mark_non_differentiable(res)
         return out.view(*lead, n, C), res.view(*lead, n, n)
@@ -88,14 +68,11 @@ class _Connection(Function):
         g3 = grad_dtype_like(g, x3).view(T, n, C)
         df = torch.empty_like(f2)
         launch_post_res_bwd(g3, x3, f2, post, res, df, None, blocks("post_res_bwd", n, C))
-        f = ctx.f
-        if f.requires_grad:
-            torch.autograd.backward(f, df.view(f.shape).to(f.dtype))
-        dh2 = grad_dtype_like(ctx.dh_box[0], x3).view(T, C) if ctx.dh_box else torch.zeros_like(f2)
+        dh2 = grad_dtype_like(ctx.sub.backward(df.view(ctx.sub.f.shape)), x3).view(T, C)
         dx, dphi, db, dalpha = coefficients_backward(
             x3, phi_c, alpha_c, bias_c, z, r, ctx.iters, fused_from=(g3, f2, dh2, pre, res)
         )
-        ctx.f = ctx.dh_box = None
+        ctx.sub = None
         xd, pd, bd, ad = ctx.dtypes
         return dx.view(g.shape).to(xd), dphi.to(pd), db.to(bd), dalpha.to(ad), None, None, None
 

@@ -55,7 +55,7 @@ def _blocks(kind: str, n: int, C: int, tokens: int | None, interpret: bool, over
     if kind != "coefficients_bwd_channel":
         return cfg
     bt, bc, warps = cfg[:3]
-    # The table's token splits, raised where n·C/BC programs per split would leave multiprocessors
-    # idle (narrow C: at C = 512 one split has 16 programs for the H100's 132).
+    # The token splits (the table's or an override's), raised where n·C/BC programs per split would
+    # leave multiprocessors idle (narrow C: at C = 512 one split has 16 programs for the H100's 132).
     splits = max(cfg[3] if len(cfg) == 4 else 1, cdiv(_multiprocessors(), n * cdiv(C, bc)))
     return bt, bc, warps, max(1, min(splits, cdiv(tokens or 1, bt)))

@@ -171,7 +171,7 @@ for name in pick(ci=["residual"], default=["residual", "mhc"]):
 # ablation below.
 
 # %%
-from mhc_course.training_logs import describe, load_runs, summary
+from mhc_course.training_logs import describe, load_runs
 
 runs, missing = load_runs(COMPARISON)
 print("missing runs:", ", ".join(missing) if missing else "none")
@@ -352,11 +352,10 @@ ablation_figure(gpu_ablation, {name: gpu_runs[name] for name in ("residual", "hc
                 gpu_missing_n)
 
 # %%
-gpu_base = summary(gpu_runs["residual"])["final_val_loss"]
-for run in sorted([*gpu_runs.values(), *(r for n, r in gpu_ablation.items() if n != 4)],
-                  key=lambda r: summary(r)["final_val_loss"]):
-    s = summary(run)
-    print(f"{s['label']:>8}: final validation loss {s['final_val_loss']:.3f} ({s['final_val_loss'] - gpu_base:+.3f} "
+from mhc_course.training_logs import ranked
+
+for _, s, delta in ranked([*gpu_runs.values(), *(r for n, r in gpu_ablation.items() if n != 4)], gpu_runs["residual"]):
+    print(f"{s['label']:>8}: final validation loss {s['final_val_loss']:.3f} ({delta:+.3f} "
           f"against residual), largest composite gain fwd {s['peak_amax_fwd']:.4g}, bwd {s['peak_amax_bwd']:.4g}")
 
 # %% [markdown]
@@ -444,10 +443,11 @@ bench = load_bench()
 kernel_row = bench.find(2048, OURS)
 share = kernel_row["fwd_bwd_pct_copy"] / 100
 cases = {"floor": (2, 1.0), f"at the kernels' {share:.0%} of copy bandwidth": (2, share)}
-predicted = {}
+predicted, floors = {}, {}
 print(f"copy bandwidth {bench.bandwidth_gbs:.0f} GB/s ({bench.meta['device']}); residual step {res_s:.4f} s")
 for label, (nbytes, eff) in cases.items():
     p = floor_overhead(4, gpu_cfg.width, gpu_cfg.depth, tokens, nbytes, bench.bandwidth_gbs, res_s, efficiency=eff)
+    floors[label] = p
     predicted[f"residual + {label}"] = p["predicted_step_s"]
     print(f"{label:>46}: {p['extra_elements_per_token']:,} extra elements per token and connection, "
           f"{p['extra_bytes'] / 1e9:.1f} GB per step, {p['extra_ms']:.1f} ms → overhead {p['overhead']:.0%}")
@@ -476,23 +476,23 @@ step_time_figure(measured, predicted)
 from mhc_course.step_overhead import scale_overhead_to_width
 
 paper_width = 2560  # the width of the paper's 27B model
-for label, (nbytes, _) in list(cases.items())[:1]:
-    p = floor_overhead(4, gpu_cfg.width, gpu_cfg.depth, tokens, nbytes, bench.bandwidth_gbs, res_s)
-    print(f"{label}: {p['overhead']:.1%} at C = {gpu_cfg.width} → about "
-          f"{scale_overhead_to_width(p['overhead'], gpu_cfg.width, paper_width):.1%} at C = {paper_width} "
-          "(a scaling argument, not a measurement)")
+floor = floors["floor"]["overhead"]
+print(f"floor: {floor:.1%} at C = {gpu_cfg.width} → about "
+      f"{scale_overhead_to_width(floor, gpu_cfg.width, paper_width):.1%} at C = {paper_width} "
+      "(a scaling argument, not a measurement)")
 
 # %% [markdown]
 # Second, the measured cost is above even the prediction at our kernels' measured bandwidth.
 # Per connection:
 
 # %%
-from mhc_course.io_model import fused_forward_backward_traffic
+from mhc_course.io_model import floor_ms, fused_forward_backward_traffic
 
-connections = 2 * gpu_cfg.depth
+connections = floors["floor"]["connections"]
 measured_ms = (step_times["mhc (triton)"]["s_per_step"] - res_s) / connections * 1e3
-conn_bytes = fused_forward_backward_traffic(4, gpu_cfg.width).activation_bytes(2) * tokens
-kernel_ms = conn_bytes / (kernel_row["fwd_bwd_gbs"] * 1e9) * 1e3
+conn_bytes_per_token = fused_forward_backward_traffic(4, gpu_cfg.width).activation_bytes(2)
+conn_bytes = conn_bytes_per_token * tokens
+kernel_ms = floor_ms(conn_bytes_per_token, tokens, kernel_row["fwd_bwd_gbs"])
 print(f"trainer, gpu profile: mHC (Triton) adds {measured_ms:.2f} ms per connection (forward + backward) over residual")
 print(f"the same connection's whole bf16 traffic ({conn_bytes / 1e9:.2f} GB) at the rate the kernels reached alone "
       f"({kernel_row['fwd_bwd_gbs']:.0f} GB/s, bf16, C = {kernel_row['C']}): {kernel_ms:.2f} ms "
@@ -504,11 +504,11 @@ print(f"the same connection's whole bf16 traffic ({conn_bytes / 1e9:.2f} GB) at 
 
 # %%
 small_tokens = bc["batch"] * bc["seq"]
-small_conns = 2 * bc["depth"]
 rows = bm["rows"]
-small_ms = (rows["mhc-triton"]["median_ms"] - rows["residual"]["median_ms"]) / small_conns
 small_floor = floor_overhead(bc["n"], bc["width"], bc["depth"], small_tokens, 2, bench.bandwidth_gbs,
                              residual_step_s=rows["residual"]["median_ms"] / 1e3)
+small_conns = small_floor["connections"]
+small_ms = (rows["mhc-triton"]["median_ms"] - rows["residual"]["median_ms"]) / small_conns
 small_measured = overhead(rows["mhc-triton"]["median_ms"], rows["residual"]["median_ms"])
 print(f"bench_model (C = {bc['width']}, {small_tokens:,} tokens): mHC (Triton) adds {small_ms:.3f} ms per connection; "
       f"its bandwidth floor is {small_floor['extra_ms'] / small_conns * 1e3:.0f} µs, an overhead of "
@@ -569,10 +569,9 @@ for label, files in graph_pairs.items():
 # The key comparisons, computed from the committed logs:
 
 # %%
-for run in sorted(all_runs.values(), key=lambda r: summary(r)["final_val_loss"]):
-    s = summary(run)
+for run, s, delta in ranked(all_runs.values(), runs["residual"]):
     print(f"{s['label']:>8}: final validation loss {s['final_val_loss']:.3f} "
-          f"({s['final_val_loss'] - summary(runs['residual'])['final_val_loss']:+.3f} against residual), "
+          f"({delta:+.3f} against residual), "
           f"left the plateau (below 3.0) at step {first_step_below(run, 'val_loss', 3.0)}, "
           f"largest composite gain {max(s['peak_amax_fwd'], s['peak_amax_bwd']):.4g}")
 

@@ -14,8 +14,8 @@ group's recomputation holds at once, and the paper finds L_r* ≈ sqrt(n·L/(n+2
 
 ``_RecomputedGroup`` is that autograd Function over one group. As in the fused connection of
 ``mhc_course.kernels.connection``, each sublayer runs inside the Function under its own autograd
-graph, which is kept from the forward; the backward calls it (``torch.autograd.backward`` on its
-output) so the sublayer's parameters accumulate their gradients, as reentrant checkpointing does.
+graph, which is kept from the forward (``mhc_course.sublayer``); the backward runs it so the
+sublayer's parameters accumulate their gradients, as reentrant checkpointing does.
 Consequences: the parameters receive gradients in ``.grad`` (``loss.backward()``), not through
 ``torch.autograd.grad``; a sublayer's inputs other than h must not require gradients from
 outside it; and the graph can be differentiated once (no ``retain_graph``, no double backward).
@@ -39,6 +39,7 @@ from torch.autograd.function import once_differentiable
 
 from .memory_model import continuous_optimum, group_sizes
 from .mhc import MHC, mhc_coefficients, mhc_post_res, mhc_pre
+from .sublayer import run_sublayer
 from .validation import check_streams
 
 Sublayer = Callable[[Tensor], Tensor]
@@ -115,13 +116,8 @@ class _RecomputedGroup(Function):
             h_pre, h_post, h_res = _coefficients(conn, x)
             if conn.record:
                 conn.last_h_res = h_res.detach()
-            h_in = mhc_pre(x, h_pre).detach().requires_grad_(True)
-            with torch.enable_grad():
-                f = layer(h_in)
-            if f.shape != h_in.shape:
-                raise ValueError(f"layer must map (..., C) to (..., C), got {tuple(h_in.shape)} → {tuple(f.shape)}")
-            graphs.append((h_in, f))
-            fs.append(f.detach())
+            graphs.append(run_sublayer(layer, mhc_pre(x, h_pre)))
+            fs.append(graphs[-1].f.detach())
             x = mhc_post_res(x, fs[-1], h_post, h_res)
         ctx.save_for_backward(x0, *fs)
         ctx.conns, ctx.graphs = conns, graphs
@@ -136,21 +132,19 @@ class _RecomputedGroup(Function):
             xs = recompute_streams(x0, fs[:-1], conns[:-1])  # x_{l0} … x_{l0+m−1}; the group's output is not needed
         for conn, f_value in zip(reversed(conns), reversed(fs), strict=True):
             x = xs.pop().detach().requires_grad_(True)
-            h_in, f = graphs.pop()  # dropped after this layer, so its input and gradient do not pile up
+            sub = graphs.pop()  # dropped after this layer, so its input and gradient do not pile up
             with torch.enable_grad():
                 h_pre, h_post, h_res = _coefficients(conn, x)
                 h = mhc_pre(x, h_pre)
                 f_leaf = f_value.detach().requires_grad_(True)
                 out = mhc_post_res(x, f_leaf, h_post, h_res)
             (df,) = torch.autograd.grad(out, f_leaf, g, retain_graph=True)
-            if f.requires_grad:  # the sublayer's own backward: accumulates its parameters' .grad, fills h_in.grad
-                torch.autograd.backward(f, df.to(f.dtype))
-            dh = h_in.grad if h_in.grad is not None else torch.zeros_like(h_in)
+            dh = sub.backward(df)  # the sublayer's own backward: accumulates its parameters' .grad
             # dL/dx_l into x.grad, and the connection's parameters' .grad accumulated at once (not held per group)
             leaves = [x] + [p for p in (conn.phi, conn.bias, conn.alpha) if p.requires_grad]
             torch.autograd.backward((out, h), (g, dh.to(h.dtype)), inputs=leaves)
             g = x.grad
-            del h_in, f, dh, df, out, h, x
+            del sub, dh, df, out, h, x
         ctx.graphs = None
         return (g, None, None, *(None for _ in ctx.needs_input_grad[3:]))
 

@@ -182,6 +182,13 @@ def summary(run: TrainingRun) -> dict[str, Any]:
     }
 
 
+def ranked(runs: Iterable[TrainingRun], baseline: TrainingRun) -> list[tuple[TrainingRun, dict[str, Any], float]]:
+    """(run, its ``summary``, its final validation loss minus ``baseline``'s) for each run, lowest loss first."""
+    base = summary(baseline)["final_val_loss"]
+    rows = sorted(((run, summary(run)) for run in runs), key=lambda rs: rs[1]["final_val_loss"])
+    return [(run, s, s["final_val_loss"] - base) for run, s in rows]
+
+
 def describe(run: TrainingRun) -> str:
     """One line: parameters, steps, wall time, torch and device, final losses, final and largest composite gains."""
     s = summary(run)

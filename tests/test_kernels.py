@@ -111,6 +111,17 @@ class MLP(torch.nn.Module):
         return torch.tanh(self.lin(self.norm(h)))
 
 
+def assert_connection_matches_reference(ins, layer, layer_ref=None):
+    """mhc_connection(*ins, layer) against post_res(x, layer_ref(pre(x, H_pre)), H_post, H_res) of the
+    reference on clones of ins (layer_ref defaults to layer): output, H_res and every input's gradient."""
+    ins_ref = clone_leaves(ins)
+    out, h_res = tk.mhc_connection(*ins, layer)
+    hp, hq, hr = ref.mhc_coefficients(*ins_ref)
+    want = ref.mhc_post_res(ins_ref[0], (layer_ref or layer)(ref.mhc_pre(ins_ref[0], hp)), hq, hr)
+    torch.testing.assert_close(h_res, hr.detach(), rtol=1e-5, atol=1e-6)
+    assert_output_and_grads_close(out, want, ins, ins_ref, atol=1e-5)
+
+
 @pytest.mark.parametrize("n, c, lead", [(4, 24, (2, 7)), (2, 13, (9,)), (8, 8, (18,)), (1, 6, (5,))])
 def test_fused_connection(n, c, lead):
     """mhc_connection = post_res(x, layer(pre(x, H_pre)), H_post, H_res), gradients included."""
@@ -118,13 +129,7 @@ def test_fused_connection(n, c, lead):
     layer = MLP(c).to(DEVICE)
     layer_ref = MLP(c).to(DEVICE)
     layer_ref.load_state_dict(layer.state_dict())
-    ins = [rnd(*lead, n, c), *params(n, c)]
-    ins_ref = clone_leaves(ins)
-    out, h_res = tk.mhc_connection(*ins, layer)
-    hp, hq, hr = ref.mhc_coefficients(*ins_ref)
-    want = ref.mhc_post_res(ins_ref[0], layer_ref(ref.mhc_pre(ins_ref[0], hp)), hq, hr)
-    torch.testing.assert_close(h_res, hr.detach(), rtol=1e-5, atol=1e-6)
-    assert_output_and_grads_close(out, want, ins, ins_ref, atol=1e-5)
+    assert_connection_matches_reference([rnd(*lead, n, c), *params(n, c)], layer, layer_ref)
     assert_grads_close(list(layer.parameters()), list(layer_ref.parameters()))
 
 
@@ -135,13 +140,7 @@ def test_fused_connection_over_token_splits(monkeypatch, splits):
     monkeypatch.setenv("MHC_COURSE_KERNEL_BLOCKS", f'{{"coefficients_bwd_channel": [16, 32, 1, {splits}]}}')
     n, c = 4, 40
     torch.manual_seed(3)
-    layer = MLP(c).to(DEVICE)
-    ins = [rnd(37, n, c), *params(n, c)]
-    ins_ref = clone_leaves(ins)
-    out, _ = tk.mhc_connection(*ins, layer)
-    hp, hq, hr = ref.mhc_coefficients(*ins_ref)
-    want = ref.mhc_post_res(ins_ref[0], layer(ref.mhc_pre(ins_ref[0], hp)), hq, hr)
-    assert_output_and_grads_close(out, want, ins, ins_ref, atol=1e-5)
+    assert_connection_matches_reference([rnd(37, n, c), *params(n, c)], MLP(c).to(DEVICE))
 
 
 @pytest.mark.parametrize("kind", ["identity", "ignores h"])
@@ -152,12 +151,7 @@ def test_fused_connection_sublayer_gradient_paths(kind):
     torch.manual_seed(5)
     w = torch.nn.Parameter(torch.randn(c, device=DEVICE))
     layer = (lambda h: h) if kind == "identity" else (lambda h: w.expand_as(h))
-    ins = [rnd(6, n, c), *params(n, c)]
-    ins_ref = clone_leaves(ins)
-    out, _ = tk.mhc_connection(*ins, layer)
-    hp, hq, hr = ref.mhc_coefficients(*ins_ref)
-    want = ref.mhc_post_res(ins_ref[0], layer(ref.mhc_pre(ins_ref[0], hp)), hq, hr)
-    assert_output_and_grads_close(out, want, ins, ins_ref, atol=1e-5)
+    assert_connection_matches_reference([rnd(6, n, c), *params(n, c)], layer)
 
 
 def test_fused_connection_without_grad_and_frozen_connection():

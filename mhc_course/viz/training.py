@@ -8,15 +8,15 @@ it, at the logged step you choose).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Iterable, Mapping, Sequence
+from typing import NamedTuple
 
 import ipywidgets as widgets
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..training_logs import ABLATION_N, TrainingRun, layer_values, series, summary
+from ..training_logs import ABLATION_N, TrainingRun, layer_values, overhead, series, summary
 from .display import show
 
 COLOURS = {"residual": "#2ca02c", "hc": "#d62728", "mhc": "#1f77b4", "mhc-n1": "#8c564b", "mhc-n2": "#17becf",
@@ -52,6 +52,11 @@ def _check_runs(runs: Mapping[str, TrainingRun]) -> None:
         raise ValueError("runs must hold at least one run, got none")
 
 
+def _where(runs: Iterable[TrainingRun]) -> str:
+    """The device(s) the runs trained on, from their configs, for a figure's title."""
+    return ", ".join(sorted({run.config.get("device_name") or run.config["device"] for run in runs}))
+
+
 def training_curves_figure(runs: Mapping[str, TrainingRun]) -> go.Figure:
     """Left: training loss (solid) and validation loss (dashed); right: gradient norm (log scale)."""
     _check_runs(runs)
@@ -71,8 +76,8 @@ def training_curves_figure(runs: Mapping[str, TrainingRun]) -> go.Figure:
     fig.update_xaxes(title_text="optimizer step")
     fig.update_yaxes(title_text="cross-entropy (nats per byte)", row=1, col=1)
     fig.update_yaxes(title_text="gradient norm (log scale)", type="log", row=1, col=2)
-    fig.update_layout(title="Training curves of the committed cpu-profile runs", height=HEIGHT, margin=MARGIN,
-                      legend=LEGEND_BELOW)
+    fig.update_layout(title=f"Training curves of the committed runs on {_where(runs.values())}", height=HEIGHT,
+                      margin=MARGIN, legend=LEGEND_BELOW)
     return fig
 
 
@@ -247,7 +252,7 @@ def ablation_figure(ablation: Mapping[int, TrainingRun], references: Mapping[str
                      range=[np.log10(span[0]) - 0.1, np.log10(span[1]) + 0.1])
     fig.update_yaxes(title_text="cross-entropy (nats per byte)", row=1, col=1)
     fig.update_yaxes(title_text="Amax gain (log scale)", type="log", exponentformat="power", row=1, col=2)
-    title = "mHC at the cpu profile, n streams"
+    title = f"mHC with n streams, runs on {_where([*ablation.values(), *references.values()])}"
     if missing:
         title += f" (missing runs: n = {', '.join(str(n) for n in missing)})"
     fig.update_layout(title=title, height=HEIGHT, margin=MARGIN, legend=LEGEND_BELOW)
@@ -261,19 +266,16 @@ def step_time_figure(measured: Mapping[str, float], predicted: Mapping[str, floa
     if baseline not in measured:
         raise ValueError(f"measured must include the baseline {baseline!r}, got {sorted(measured)}")
     base = measured[baseline]
-    rows: list[tuple[str, float, bool]] = [(k, v, True) for k, v in measured.items()]
-    rows += [(k, v, False) for k, v in predicted.items()]
     fig = go.Figure()
-    styles = (("measured", True, "#1f77b4", ""), ("predicted", False, "#ff7f0e", "/"))
-    for kind, is_measured, colour_, pattern in styles:
-        part: list[Any] = [r for r in rows if r[2] is is_measured]
+    styles = (("measured", measured, "#1f77b4", ""), ("predicted", predicted, "#ff7f0e", "/"))
+    for kind, part, colour_, pattern in styles:
         if not part:
             continue
-        text = [f"{v:.3f} s" + ("" if k == baseline else f"  ({(v - base) / base:+.0%})") for k, v, _ in part]
-        fig.add_trace(go.Bar(y=[k for k, _, _ in part], x=[v for _, v, _ in part], orientation="h", name=kind,
+        text = [f"{v:.3f} s" + ("" if k == baseline else f"  ({overhead(v, base):+.0%})") for k, v in part.items()]
+        fig.add_trace(go.Bar(y=list(part), x=list(part.values()), orientation="h", name=kind,
                              text=text, textposition="outside", cliponaxis=False,
                              marker={"color": colour_, "pattern": {"shape": pattern}}))
-    top = max(v for _, v, _ in rows)
+    top = max(*measured.values(), *predicted.values())
     fig.update_layout(title="Seconds per optimizer step, gpu profile on one H100 (overhead over residual)",
                       height=HEIGHT, margin={"l": 250, "r": 40, "t": 70, "b": 110}, legend=LEGEND_BELOW,
                       xaxis={"title": "seconds per optimizer step", "range": [0, top * 1.35]},
