@@ -522,6 +522,35 @@ for where, ratio in tri_vs_torch.items():
     print(f"  {where}: {ratio:.2f}")
 
 # %% [markdown]
+# Could faster kernels close that gap on their own? Our kernels make more passes over memory than
+# the minimum the floor assumes: `io_model.kernel_pass_steps` lists them (the coefficients kernel
+# reads $x$ twice, and the backward reads $g$ in three passes and $x$ in two). The same floor model
+# answers two questions at `bench_model`'s configuration: what would our passes cost if each ran
+# at the full copy bandwidth, and how many elements per token may one connection move at most for
+# the step to stay within a given overhead, here 15%?
+
+# %%
+from mhc_course.io_model import kernel_pass_traffic
+from mhc_course.step_overhead import elements_within
+
+target = 0.15
+step_args = (bc["width"], bc["depth"], small_tokens, 2, bench.bandwidth_gbs, rows["residual"]["median_ms"] / 1e3)
+for label, traffic in (("the minimum", fused_forward_backward_traffic), ("our kernels' passes", kernel_pass_traffic)):
+    moved = traffic(bc["n"], bc["width"])
+    at_copy = floor_overhead(bc["n"], *step_args, traffic=traffic)
+    print(f"{label:>20}: {(moved.act_read + moved.act_write) // bc['width']}·C elements per token and connection "
+          f"→ {at_copy['overhead']:.1%} at copy bandwidth")
+print(f"a step within {target:.0%} allows at most {elements_within(target, *step_args) / bc['width']:.1f}·C at copy "
+      f"bandwidth; the measured step ({small_measured:.1%}) is what "
+      f"{elements_within(small_measured, *step_args) / bc['width']:.0f}·C at copy bandwidth would cost")
+
+# %% [markdown]
+# Even at the full copy bandwidth our passes cost more than a 15% step allows: no tuning of these
+# kernels gets there. It takes fewer passes (for instance the next layer's projection computed
+# while post+res writes its input, so that $x$ is read once less in the forward) and kernels close
+# to copy bandwidth. `benchmarks/NOTES.md` lists the variants tried so far and what each measured.
+
+# %% [markdown]
 # How much of that is the host's work? `benchmarks/bench_model.py --cuda-graph` captures the whole
 # forward + backward in one CUDA graph and times its replay: the same kernels, without Python,
 # autograd or kernel launches in between. It ran on the same H100 at the `gpu` profile's sizes

@@ -23,6 +23,8 @@ from mhc_course.io_model import (
     fused_forward_backward_traffic,
     fused_forward_traffic,
     fused_post_res_traffic,
+    kernel_pass_steps,
+    kernel_pass_traffic,
     measure_copy_bandwidth,
     measure_matmul_tflops,
     naive_hc_steps,
@@ -56,6 +58,18 @@ def test_fused_minima_in_bytes(nc, eb):
     n, C = nc
     assert fused_forward_traffic(n, C).bytes(eb) == (3 * n + 2) * C * eb
     assert fused_forward_backward_traffic(n, C).bytes(eb) == (6 * n + 5) * C * eb
+
+
+@settings(max_examples=50, deadline=None)
+@given(sizes)
+def test_our_kernels_passes(nc):
+    n, C = nc
+    steps = kernel_pass_steps(n, C)
+    forward, backward = steps[:2], steps[2:]
+    assert sum(s.act_read + s.act_write for s in forward) == (4 * n + 2) * C
+    assert sum(s.act_read + s.act_write for s in backward) == (6 * n + 4) * C
+    assert all(s.coef_read == s.coef_write == 0 for s in steps)
+    assert kernel_pass_traffic(n, C).bytes(2) - fused_forward_backward_traffic(n, C).bytes(2) == (4 * n + 1) * C * 2
 
 
 def test_bytes_count_coefficients_as_float32():

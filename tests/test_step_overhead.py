@@ -3,8 +3,9 @@
 import pytest
 import torch
 
-from mhc_course.io_model import fused_forward_backward_traffic
+from mhc_course.io_model import fused_forward_backward_traffic, kernel_pass_traffic
 from mhc_course.step_overhead import (
+    elements_within,
     extra_elements_per_token,
     floor_overhead,
     residual_forward_backward_elements,
@@ -33,6 +34,32 @@ def test_floor_overhead_by_hand():
     assert half["overhead"] == pytest.approx(p["overhead"] / 2)
     slow = floor_overhead(n, C, depth, tokens, 4, bw, step, efficiency=0.25)
     assert slow["overhead"] == pytest.approx(4 * p["overhead"])
+
+
+def test_our_kernels_passes():
+    n, C, depth, tokens = 4, 2048, 8, 8192
+    bw, step = float(torch.rand(()) * 1000 + 2000), float(torch.rand(()) * 0.02 + 0.03)
+    assert extra_elements_per_token(n, C, kernel_pass_traffic) == (10 * n + 6) * C - 6 * C
+    minimal = floor_overhead(n, C, depth, tokens, 2, bw, step)
+    ours = floor_overhead(n, C, depth, tokens, 2, bw, step, traffic=kernel_pass_traffic)
+    assert ours["overhead"] == pytest.approx(minimal["overhead"] * 40 / 23)
+
+
+def test_elements_within_inverts_floor_overhead():
+    C, depth, tokens, eb = 2048, 8, 8192, 2
+    bw, step, eff = float(torch.rand(()) * 1000 + 2000), float(torch.rand(()) * 0.02 + 0.03), 0.8
+    for n in (1, 4, 8):
+        p = floor_overhead(n, C, depth, tokens, eb, bw, step, efficiency=eff)
+        back = elements_within(p["overhead"], C, depth, tokens, eb, bw, step, efficiency=eff)
+        assert back == pytest.approx((6 * n + 5) * C)
+    allowed = elements_within(0.15, C, depth, tokens, eb, bw, step)
+    extra = allowed - 6 * C  # what 15% of the step buys at copy bandwidth, per connection
+    assert extra * eb * tokens * 2 * depth / (bw * 1e9) == pytest.approx(0.15 * step)
+    assert elements_within(0.3, C, depth, tokens, eb, bw, step) - 6 * C == pytest.approx(2 * extra)
+    with pytest.raises(ValueError, match="overhead"):
+        elements_within(0.0, C, depth, tokens, eb, bw, step)
+    with pytest.raises(ValueError, match="efficiency"):
+        elements_within(0.15, C, depth, tokens, eb, bw, step, efficiency=0.0)
 
 
 def test_scale_to_width():
