@@ -14,7 +14,7 @@ element-wise 4-D accumulators, and g·xᵀ on the matrix units over BT·n rows.)
 so that dv = dy·φᵀ − s·v (the second term is the RMSNorm's). Each program also writes its
 share of db = Σ_t da and dα_g = Σ_t Σ_{k∈g} da_k·z_k.
 
-Pass B (one program per stream j, channel block and token split) writes
+Pass B (one program per two streams (one when n = 1), channel block and token split) writes
 dx[j] = dy·φ_jᵀ − s·x[j] (+ Σ_i H_res[i, j]·g[i] + H_pre[j]·dh in the fused connection) and
 accumulates dφ_j = Σ_t x[j]ᵀ·dy for its rows of φ, one matrix-unit product per token block.
 """
@@ -98,6 +98,21 @@ def coefficients_bwd_token_kernel(
 
 
 @triton.jit
+def _channel_terms(xj, res_ptr, pre_ptr, j, t64, tmask, s, g3, dh, N: tl.constexpr, FUSED: tl.constexpr):
+    """The element-wise terms of dx[j] on one (BT, BC) block: −s·x[j] (+ Σ_i H_res[i, j]·g[i] +
+    H_pre[j]·dh when FUSED), summed first so that the matrix-unit product adds to them and the
+    accumulator changes layout once instead of once per term."""
+    acc = -s[:, None] * xj
+    if FUSED:
+        s_idx = tl.arange(0, N)
+        hres_col = tl.load(res_ptr + t64[:, None] * (N * N) + s_idx[None, :] * N + j, mask=tmask[:, None],
+                           other=0.0)  # H_res[:, i, j] over i
+        hpre_j = tl.load(pre_ptr + t64 * N + j, mask=tmask, other=0.0)
+        acc += tl.sum(hres_col[:, :, None] * g3, axis=1) + hpre_j[:, None] * dh
+    return acc
+
+
+@triton.jit
 def coefficients_bwd_channel_kernel(
     x_ptr, phi_ptr, dy_ptr, s_ptr,  # x (T, N, C); φ (N·C, N²+2N) contract order; dy (T, NZ) f32; s (T,)
     g_ptr, dh_ptr, pre_ptr, res_ptr,  # FUSED: g (T, N, C), dh (T, C), H_pre (T, N), H_res (T, N, N)
@@ -106,7 +121,11 @@ def coefficients_bwd_channel_kernel(
     N: tl.constexpr, NZ: tl.constexpr, BT: tl.constexpr, BC: tl.constexpr,
     FUSED: tl.constexpr, DOT: tl.constexpr,
 ):
-    j = tl.program_id(0)  # the stream; programs of one channel block and split run side by side
+    # Two streams per program, a and b, when n ≥ 2 (PAIR): the program reads all n streams of g
+    # through L2 once for both, half as often as one program per stream would.
+    PAIR: tl.constexpr = N > 1
+    ja = tl.program_id(0) * (2 if PAIR else 1)
+    jb = ja + 1
     c = tl.program_id(1) * BC + tl.arange(0, BC)
     split = tl.program_id(2)
     cmask = c < C
@@ -115,10 +134,14 @@ def coefficients_bwd_channel_kernel(
     cols = tl.arange(0, NZ)
     s_idx = tl.arange(0, N)
     src, valid, _ = contract_columns(N, NZ)
-    krow = j * C + c  # rows of φ that belong to stream j, channels c
-    phi_j = tl.load(phi_ptr + krow[:, None] * KC + src[None, :], mask=cmask[:, None] & valid[None, :],
-                    other=0.0).to(tl.float32)  # (BC, NZ)
-    dphi = tl.zeros((BC, NZ), dtype=tl.float32)
+    pmask = cmask[:, None] & valid[None, :]
+    ka, kb = ja * C + c, jb * C + c  # rows of φ that belong to streams ja and jb, channels c
+    phi_a = tl.load(phi_ptr + ka[:, None] * KC + src[None, :], mask=pmask, other=0.0).to(tl.float32)  # (BC, NZ)
+    dphi_a = tl.zeros((BC, NZ), dtype=tl.float32)
+    phi_b = phi_a
+    dphi_b = dphi_a
+    if PAIR:
+        phi_b = tl.load(phi_ptr + kb[:, None] * KC + src[None, :], mask=pmask, other=0.0).to(tl.float32)
 
     t_start = split * tokens_per_split
     t_end = tl.minimum(t_start + tokens_per_split, T)
@@ -126,34 +149,43 @@ def coefficients_bwd_channel_kernel(
         t = t0 + tl.arange(0, BT)
         tmask = t < t_end
         t64 = t.to(tl.int64)
+        row = t64[:, None] * K
         m2 = tmask[:, None] & cmask[None, :]
-        # Cache hints: x[j] and dx are touched by this program only; g, dh and dy by the other
-        # streams' programs of this channel block too (measured: 0.465 → 0.446 ms at C = 2048).
-        xj = tl.load(x_ptr + t64[:, None] * K + krow[None, :], mask=m2, other=0.0,
-                     eviction_policy="evict_first").to(tl.float32)
+        # Cache hints: x[ja], x[jb] and dx are touched by this program only; g, dh and dy by the
+        # other programs of this channel block too.
+        xa = tl.load(x_ptr + row + ka[None, :], mask=m2, other=0.0, eviction_policy="evict_first").to(tl.float32)
+        xb = xa
+        if PAIR:
+            xb = tl.load(x_ptr + row + kb[None, :], mask=m2, other=0.0, eviction_policy="evict_first").to(tl.float32)
         dy = tl.load(dy_ptr + t64[:, None] * NZ + cols[None, :], mask=tmask[:, None], other=0.0,
                      eviction_policy="evict_last")
         s = tl.load(s_ptr + t, mask=tmask, other=0.0)
-        # The element-wise terms first, in one accumulator that the product then adds to: it
-        # changes layout once, into the matrix unit's, instead of once per term.
-        acc = -s[:, None] * xj
+        g3 = s  # g and dh are read only when FUSED
+        dh = s
         if FUSED:
-            m3 = tmask[:, None, None] & cmask[None, None, :]
-            g3 = tl.load(g_ptr + t64[:, None, None] * K + s_idx[None, :, None] * C + c[None, None, :], mask=m3,
-                         other=0.0, eviction_policy="evict_last").to(tl.float32)
-            hres_col = tl.load(res_ptr + t64[:, None] * (N * N) + s_idx[None, :] * N + j, mask=tmask[:, None],
-                               other=0.0)  # H_res[:, i, j] over i
+            g3 = tl.load(g_ptr + row[:, :, None] + s_idx[None, :, None] * C + c[None, None, :],
+                         mask=tmask[:, None, None] & cmask[None, None, :], other=0.0,
+                         eviction_policy="evict_last").to(tl.float32)
             dh = tl.load(dh_ptr + t64[:, None] * C + c[None, :], mask=m2, other=0.0,
                          eviction_policy="evict_last").to(tl.float32)
-            hpre_j = tl.load(pre_ptr + t64 * N + j, mask=tmask, other=0.0)
-            acc += tl.sum(hres_col[:, :, None] * g3, axis=1) + hpre_j[:, None] * dh
-        dx = tl.dot(dy, tl.trans(phi_j), acc, input_precision=DOT)
-        tl.store(dx_ptr + t64[:, None] * K + krow[None, :], dx.to(dx_ptr.dtype.element_ty), mask=m2,
-                 eviction_policy="evict_first")
-        dphi = tl.dot(tl.trans(xj), dy, dphi, input_precision=DOT)
+        acc_a = _channel_terms(xa, res_ptr, pre_ptr, ja, t64, tmask, s, g3, dh, N, FUSED)
+        acc_b = acc_a
+        if PAIR:
+            acc_b = _channel_terms(xb, res_ptr, pre_ptr, jb, t64, tmask, s, g3, dh, N, FUSED)
+        dx = tl.dot(dy, tl.trans(phi_a), acc_a, input_precision=DOT)
+        tl.store(dx_ptr + row + ka[None, :], dx.to(dx_ptr.dtype.element_ty), mask=m2, eviction_policy="evict_first")
+        if PAIR:
+            dx = tl.dot(dy, tl.trans(phi_b), acc_b, input_precision=DOT)
+            tl.store(dx_ptr + row + kb[None, :], dx.to(dx_ptr.dtype.element_ty), mask=m2,
+                     eviction_policy="evict_first")
+        dphi_a = tl.dot(tl.trans(xa), dy, dphi_a, input_precision=DOT)
+        if PAIR:
+            dphi_b = tl.dot(tl.trans(xb), dy, dphi_b, input_precision=DOT)
 
     base = split.to(tl.int64) * K * KC
-    tl.store(dphi_ptr + base + krow[:, None] * KC + src[None, :], dphi, mask=cmask[:, None] & valid[None, :])
+    tl.store(dphi_ptr + base + ka[:, None] * KC + src[None, :], dphi_a, mask=pmask)
+    if PAIR:
+        tl.store(dphi_ptr + base + kb[:, None] * KC + src[None, :], dphi_b, mask=pmask)
 
 
 def launch_token_pass(z, r, alpha, bias, given, reduce_from, outs, n, C, iters, blocks):
@@ -177,7 +209,7 @@ def launch_channel_pass(x, phi, dy, s, fused_from, dx, dphi_parts, n, blocks):
     splits = dphi_parts.shape[0]
     per_split = cdiv(cdiv(T, splits), bt) * bt
     g, dh, pre, res = fused_from if fused_from is not None else (x, x, s, s)
-    coefficients_bwd_channel_kernel[(n, cdiv(C, bc), splits)](
+    coefficients_bwd_channel_kernel[(max(1, n // 2), cdiv(C, bc), splits)](
         x, phi, dy, s, g, dh, pre, res, dx, dphi_parts,
         T, C, per_split,
         N=n, NZ=dy.shape[1], BT=bt, BC=bc, FUSED=fused_from is not None,

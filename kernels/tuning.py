@@ -19,7 +19,7 @@ from .layout import cdiv
 _GPU = {
     "coefficients_fwd": (64, 128, 128, 4),  # BT, BK, BC, warps
     "coefficients_bwd_token": (8, 128, 4),  # BT, BC, warps
-    "coefficients_bwd_channel": (32, 128, 4, 4),  # BT, BC, warps, token splits
+    "coefficients_bwd_channel": (32, 64, 4, 4),  # BT, BC, warps, token splits
     "pre_fwd": (8, 256, 8),
     "pre_bwd": (8, 128, 4),
     "post_res_fwd": (8, 256, 8),
@@ -55,7 +55,7 @@ def _blocks(kind: str, n: int, C: int, tokens: int | None, interpret: bool, over
     if kind != "coefficients_bwd_channel":
         return cfg
     bt, bc, warps = cfg[:3]
-    # The token splits (the table's or an override's), raised where n·C/BC programs per split would
-    # leave multiprocessors idle (narrow C: at C = 512 one split has 16 programs for the H100's 132).
-    splits = max(cfg[3] if len(cfg) == 4 else 1, cdiv(_multiprocessors(), n * cdiv(C, bc)))
+    # The token splits (the table's or an override's), raised where the max(1, n/2)·⌈C/BC⌉ programs of
+    # one split would leave multiprocessors idle (narrow C: at C = 512 one split has 16 for the H100's 132).
+    splits = max(cfg[3] if len(cfg) == 4 else 1, cdiv(_multiprocessors(), max(1, n // 2) * cdiv(C, bc)))
     return bt, bc, warps, max(1, min(splits, cdiv(tokens or 1, bt)))
