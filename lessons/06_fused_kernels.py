@@ -226,8 +226,9 @@ for width in bench.widths():
 # - **Forward, kernel 1 (coefficients + pre).** One program owns a block of tokens. It scans
 #   $x$ once, accumulating the sum of squares and $x\varphi$ on the matrix units. Then it
 #   divides by the RMS *after* the matmul, as the paper does. The gates, $\sigma$, $2\sigma$
-#   and the Sinkhorn iterations run in registers. A second scan over the same tokens, mostly
-#   served from L2 cache, writes $h = \mathcal{H}^{pre}x$.
+#   and the Sinkhorn iterations run in registers. A second scan over the same tokens writes
+#   $h = \mathcal{H}^{pre}x$; measured on the H100, it costs about what a read from memory does
+#   (the tokens' rows do not stay in L2 cache between the scans, `benchmarks/NOTES.md`).
 # - **The sublayer** runs on $h$ under its own autograd graph.
 # - **Forward, kernel 2 (post+res)** writes $x_{next} = \mathcal{H}^{res}x + \mathcal{H}^{post\top}f$.
 # - **Backward:** one pass over $g$ writes $\partial L/\partial f$; the sublayer's backward
@@ -237,7 +238,8 @@ for width in bench.widths():
 #   and $\partial L/\partial\varphi$.
 #
 # That backward reads $g$ and $x$ in more than one pass, so it moves more than the minimal
-# $(3n+3)C$ counted above; the benchmark's bandwidth share is measured against the minimum.
+# $(3n+3)C$ counted above (`io_model.kernel_pass_steps` lists every pass of forward and backward:
+# $(10n+6)C$ per token in all); the benchmark's bandwidth share is measured against the minimum.
 # The paper computes $x\varphi$ in tf32. With bf16 activations, our kernel instead splits
 # $\varphi$ into two bf16 parts and sums both products in float32, which keeps more of
 # $\varphi$'s mantissa than tf32 (see `kernels/coefficients_fwd.py`).
