@@ -20,31 +20,10 @@ import torch
 
 import mhc_course as ref
 from mhc_course import kernels as tk
+from mhc_course.kernel_harness import poisoned
+from mhc_course.kernel_harness import relative_error as rel
 
 TOL = {torch.float32: 1e-4, torch.bfloat16: 1e-2}
-
-
-class Poisoned:
-    """Make torch.empty / empty_like return NaN-filled float tensors while active."""
-
-    def __enter__(self):
-        self.empty, self.empty_like = torch.empty, torch.empty_like
-
-        def poison(t):
-            return t.fill_(math.nan) if t.is_floating_point() else t
-
-        torch.empty = lambda *a, **k: poison(self.empty(*a, **k))
-        torch.empty_like = lambda *a, **k: poison(self.empty_like(*a, **k))
-
-    def __exit__(self, *exc):
-        torch.empty, torch.empty_like = self.empty, self.empty_like
-
-
-def rel(a: torch.Tensor, b: torch.Tensor) -> float:
-    a, b = a.double(), b.double()
-    if not torch.isfinite(a).all():
-        return math.inf
-    return ((a - b).norm() / b.norm().clamp_min(1e-30)).item()
 
 
 def leaves(ts, dtype=None):
@@ -80,7 +59,7 @@ def check_connection(T, n, C, dtype, seed):
         return torch.tanh(h @ w.weight.to(h.dtype).T)
 
     oi = leaves((x, phi, bias, alpha))
-    with Poisoned():
+    with poisoned():
         out, _ = tk.mhc_connection(*oi, layer)
         out.backward(g_out)
     row = {"op": "mhc_connection", "T": T, "n": n, "C": C, "dtype": str(dtype).split(".")[-1], "out": rel(out, out_ref)}
@@ -101,12 +80,12 @@ def check_contract(T, n, C, dtype, seed):
     x, phi, bias, alpha = inputs(T, n, C, dtype, seed)
     rows = []
     ri, oi = leaves((x, phi, bias, alpha), torch.float64), leaves((x, phi, bias, alpha))
-    with Poisoned():
+    with poisoned():
         ours = tk.mhc_coefficients(*oi)
     theirs = ref.mhc_coefficients(*ri)
     ws = [torch.randn_like(t) for t in theirs]
     sum((t * w).sum() for t, w in zip(theirs, ws, strict=True)).backward()
-    with Poisoned():
+    with poisoned():
         sum((t * w.float()).sum() for t, w in zip(ours, ws, strict=True)).backward()
     row = {"op": "mhc_coefficients", "T": T, "n": n, "C": C, "dtype": str(dtype).split(".")[-1]}
     row["out"] = max(rel(a, b) for a, b in zip(ours, theirs, strict=True))
@@ -121,7 +100,7 @@ def check_contract(T, n, C, dtype, seed):
         want = getattr(ref, op)(*ri)
         g = torch.randn_like(want)
         want.backward(g)
-        with Poisoned():
+        with poisoned():
             got = getattr(tk, op)(*oi)
             got.backward(g.to(got.dtype))
         row = {"op": op, "T": T, "n": n, "C": C, "dtype": str(dtype).split(".")[-1], "out": rel(got, want)}

@@ -49,7 +49,8 @@ def relative_error(got: Tensor, want: Tensor) -> float:
     """‖got − want‖ / ‖want‖ in float64; inf when ``got`` holds NaN or inf (e.g. a poisoned, unwritten element)."""
     if got.shape != want.shape:
         raise ValueError(f"got and want must have one shape, got {tuple(got.shape)} and {tuple(want.shape)}")
-    a, b = got.detach().double().cpu(), want.detach().double().cpu()
+    a = got.detach().double()
+    b = want.detach().to(a.device).double()
     if not torch.isfinite(a).all():
         return math.inf
     return ((a - b).norm() / b.norm().clamp_min(1e-300)).item()
