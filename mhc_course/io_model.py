@@ -140,8 +140,8 @@ def fused_forward_backward_traffic(n: int, C: int) -> Traffic:
 def kernel_pass_steps(n: int, C: int) -> list[Traffic]:
     """The passes ``mhc_course.kernels.mhc_connection`` makes, activations only: (10n+6)·C per token.
 
-    Forward (4n+2)·C: the coefficients kernel reads x twice (its projection needs the whole row
-    before H_pre, and so h = H_pre·x, is known) and writes h; post+res is at its minimum.
+    Forward (4n+2)·C: the coefficients kernel reads x twice (H_pre, and so h = H_pre·x, is known
+    only once the projection has read the whole row) and writes h; post+res is at its minimum.
     Backward (6n+4)·C: the dF pass reads g and writes dF before the sublayer's backward; after it
     the token pass reads g, x, f and dh for the per-token reductions, and the channel pass reads
     g, x and dh again to write dx. Against the minimum, (6n+5)·C, x is read once more in the
