@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import math
 import platform
 from collections.abc import Callable
 
@@ -28,6 +27,7 @@ from triton.testing import do_bench
 
 import mhc_course as ref
 from mhc_course import kernels as tk
+from mhc_course.io_model import connection_inputs, fused_forward_backward_traffic, fused_forward_traffic
 
 N = 4
 
@@ -50,13 +50,13 @@ def matmul_tflops(dtype: torch.dtype, size: int = 8192) -> float:
 
 
 def make_inputs(T: int, C: int, seed: int = 0):
-    g = torch.Generator(device="cuda").manual_seed(seed)
-    k = N * N + 2 * N
-    x = torch.randn(T, N, C, device="cuda", generator=g).bfloat16().requires_grad_()
-    phi = (torch.randn(N * C, k, device="cuda", generator=g) / math.sqrt(N * C)).requires_grad_()
-    bias = torch.randn(k, device="cuda", generator=g).requires_grad_()
-    alpha = torch.full((3,), 0.5, device="cuda").requires_grad_()
-    return x, phi, bias, alpha
+    return connection_inputs(T, N, C, torch.bfloat16, "cuda", seed)
+
+
+def minimal_bytes(T: int, C: int) -> tuple[int, int]:
+    """Bytes one connection must move over T bf16 tokens: forward, forward+backward."""
+    return (fused_forward_traffic(N, C).activation_bytes(2) * T,
+            fused_forward_backward_traffic(N, C).activation_bytes(2) * T)
 
 
 def identity(h: torch.Tensor) -> torch.Tensor:
@@ -148,7 +148,6 @@ def main() -> None:
             if skipped:
                 row["skipped"] = skipped
                 continue
-            fwd_bytes, fb_bytes = (3 * N + 2) * C * T * 2, (6 * N + 5) * C * T * 2
             if fn is None:  # plain residual: minimal bytes read x, f and write x + f
                 xr = torch.randn(T, C, device="cuda", dtype=torch.bfloat16, requires_grad=True)
                 fr = torch.randn(T, C, device="cuda", dtype=torch.bfloat16, requires_grad=True)
@@ -158,7 +157,7 @@ def main() -> None:
             else:
                 fwd = time_row(fn, inputs[C], fwd_only=True)
                 fb = time_row(fn, inputs[C], fwd_only=False)
-                rb_f, rb_fb = fwd_bytes, fb_bytes
+                rb_f, rb_fb = minimal_bytes(T, C)
             row.update(fwd_ms=fwd, fwd_bwd_ms=fb, fwd_gbs=rb_f / fwd / 1e6, fwd_bwd_gbs=rb_fb / fb / 1e6)
             row.update(fwd_pct_copy=100 * rb_f / (fwd * 1e-3) / bw, fwd_bwd_pct_copy=100 * rb_fb / (fb * 1e-3) / bw)
     order = ["residual add (x + f)", "eager reference", "torch.compile(reference)", "Liger-Kernel 0.8.5 mHC",
@@ -166,7 +165,7 @@ def main() -> None:
     results = []
     for C in args.widths:
         results += [measured[C, name] for name in order]
-        fwd_bytes, fb_bytes = (3 * N + 2) * C * T * 2, (6 * N + 5) * C * T * 2
+        fwd_bytes, fb_bytes = minimal_bytes(T, C)
         results.append({"C": C, "T": T, "n": N, "row": "floor at copy bandwidth",
                         "fwd_ms": fwd_bytes / bw * 1e3, "fwd_bwd_ms": fb_bytes / bw * 1e3})
     meta = {

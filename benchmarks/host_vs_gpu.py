@@ -11,21 +11,17 @@ sublayer, gradients reset every call.
 from __future__ import annotations
 
 import argparse
-import math
 import time
 
 import torch
 
 from mhc_course import kernels as tk
+from mhc_course.io_model import connection_inputs
 
 
 def measure(T: int, n: int, C: int, calls: int = 20) -> tuple[float, float]:
     """(GPU ms per call, host ms per call)."""
-    k = n * n + 2 * n
-    x = torch.randn(T, n, C, device="cuda").to(torch.bfloat16).requires_grad_()
-    phi = (torch.randn(n * C, k, device="cuda") / math.sqrt(n * C)).requires_grad_()
-    bias = torch.randn(k, device="cuda").requires_grad_()
-    alpha = torch.full((3,), 0.5, device="cuda").requires_grad_()
+    x, phi, bias, alpha = connection_inputs(T, n, C)
     g = torch.randn_like(x)
 
     def call() -> None:

@@ -505,8 +505,8 @@ print(f"the same connection's whole bf16 traffic ({conn_bytes / 1e9:.2f} GB) at 
 # %%
 small_tokens = bc["batch"] * bc["seq"]
 rows = bm["rows"]
-small_floor = floor_overhead(bc["n"], bc["width"], bc["depth"], small_tokens, 2, bench.bandwidth_gbs,
-                             residual_step_s=rows["residual"]["median_ms"] / 1e3)
+step_args = (bc["width"], bc["depth"], small_tokens, 2, bench.bandwidth_gbs, rows["residual"]["median_ms"] / 1e3)
+small_floor = floor_overhead(bc["n"], *step_args)
 small_conns = small_floor["connections"]
 small_ms = (rows["mhc-triton"]["median_ms"] - rows["residual"]["median_ms"]) / small_conns
 small_measured = overhead(rows["mhc-triton"]["median_ms"], rows["residual"]["median_ms"])
@@ -534,10 +534,10 @@ from mhc_course.io_model import kernel_pass_traffic
 from mhc_course.step_overhead import elements_within
 
 target = 0.15
-step_args = (bc["width"], bc["depth"], small_tokens, 2, bench.bandwidth_gbs, rows["residual"]["median_ms"] / 1e3)
-for label, traffic in (("the minimum", fused_forward_backward_traffic), ("our kernels' passes", kernel_pass_traffic)):
+ours_at_copy = floor_overhead(bc["n"], *step_args, traffic=kernel_pass_traffic)
+for label, traffic, at_copy in (("the minimum", fused_forward_backward_traffic, small_floor),
+                                ("our kernels' passes", kernel_pass_traffic, ours_at_copy)):
     moved = traffic(bc["n"], bc["width"])
-    at_copy = floor_overhead(bc["n"], *step_args, traffic=traffic)
     print(f"{label:>20}: {(moved.act_read + moved.act_write) // bc['width']}·C elements per token and connection "
           f"→ {at_copy['overhead']:.1%} at copy bandwidth")
 print(f"a step within {target:.0%} allows at most {elements_within(target, *step_args) / bc['width']:.1f}·C at copy "

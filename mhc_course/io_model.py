@@ -261,6 +261,21 @@ def measure_matmul_tflops(device: str | torch.device = "cpu", size: int = 1024,
     return 2 * size**3 / (ms * 1e-3) / 1e12
 
 
+def connection_inputs(T: int, n: int, C: int, dtype: torch.dtype = torch.bfloat16,
+                      device: str | torch.device = "cuda", seed: int = 0) -> tuple[torch.Tensor, ...]:
+    """Leaves (x, φ, b, α) requiring grad for timing one connection over T tokens: x (T, n, C) in
+    ``dtype``, φ (n·C, n²+2n) scaled by 1/√(nC), b random, α = 0.5; float32 parameters."""
+    _check_nc(n, C)
+    device = torch.device(device)
+    g = torch.Generator(device=device).manual_seed(seed)
+    k = n * n + 2 * n
+    x = torch.randn(T, n, C, device=device, generator=g).to(dtype).requires_grad_()
+    phi = (torch.randn(n * C, k, device=device, generator=g) / (n * C) ** 0.5).requires_grad_()
+    bias = torch.randn(k, device=device, generator=g).requires_grad_()
+    alpha = torch.full((3,), 0.5, device=device).requires_grad_()
+    return x, phi, bias, alpha
+
+
 def time_connection(T: int, n: int, C: int, dtype: torch.dtype = torch.bfloat16, device: str | torch.device = "cuda",
                     seed: int = 0) -> dict[str, dict[str, float]]:
     """Median ms (``triton.testing.do_bench``) of one connection around an identity sublayer, as
@@ -275,14 +290,9 @@ def time_connection(T: int, n: int, C: int, dtype: torch.dtype = torch.bfloat16,
     from . import kernels
     from . import mhc as reference
 
-    g = torch.Generator(device=device).manual_seed(seed)
-    k = n * n + 2 * n
-    x = torch.randn(T, n, C, device=device, generator=g).to(dtype).requires_grad_()
-    phi = (torch.randn(n * C, k, device=device, generator=g) / (n * C) ** 0.5).requires_grad_()
-    bias = torch.randn(k, device=device, generator=g).requires_grad_()
-    alpha = torch.full((3,), 0.5, device=device).requires_grad_()
-    grad = torch.randn(T, n, C, device=device, generator=g).to(dtype)
-    leaves = [x, phi, bias, alpha]
+    leaves = list(connection_inputs(T, n, C, dtype, device, seed))
+    x, phi, bias, alpha = leaves
+    grad = torch.randn_like(x)
 
     def eager() -> torch.Tensor:
         h_pre, h_post, h_res = reference.mhc_coefficients(x, phi, bias, alpha)

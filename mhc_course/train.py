@@ -119,8 +119,9 @@ class TrainConfig:
 
 # Sizes per profile; anything else keeps TrainConfig's default. Measured (2 pinned cores of a Xeon
 # server for ci and cpu, one H100 for gpu): ci about 10 s a run with start-up; cpu 1.0 min residual,
-# 2.5 min HC, 5.6 min mHC (torch reference); gpu 0.05–0.065 / 0.27 / 0.10–0.11 s a step for residual /
-# HC (eager, bound by kernel launches) / mHC (Triton kernels), bf16 streams. The corpus holds 0.67 M training
+# 2.5 min HC, 5.6 min mHC (torch reference); gpu 0.052–0.074 / 0.27–0.36 / 0.099–0.120 s a step for residual /
+# HC (eager, bound by kernel launches) / mHC (Triton kernels), bf16 streams, over the six runs of
+# benchmarks/time_train_steps.py in benchmarks/results (training_logs.step_time_runs). The corpus holds 0.67 M training
 # bytes, so the gpu profile's 400 steps of 16 384 tokens already pass over it about ten times.
 PROFILE_SETTINGS: dict[str, dict[str, Any]] = {
     "ci": dict(depth=2, width=32, heads=2, seq_len=32, batch_size=8, steps=20, warmup=4, lr=3e-3,

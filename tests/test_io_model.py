@@ -18,6 +18,7 @@ from mhc_course.io_model import (
     arithmetic_intensity,
     attainable_flops,
     connection_flops,
+    connection_inputs,
     floor_ms,
     flops_per_token,
     fused_forward_backward_traffic,
@@ -139,6 +140,20 @@ def test_floor_matches_the_committed_benchmark():
 def test_measurements_on_cpu_are_positive():
     assert measure_copy_bandwidth("cpu", mib=4, reps=2) > 0
     assert measure_matmul_tflops("cpu", size=64, reps=2) > 0
+
+
+def test_connection_inputs():
+    x, phi, bias, alpha = connection_inputs(5, 4, 6, torch.float32, "cpu", seed=3)
+    assert x.shape == (5, 4, 6) and phi.shape == (24, 24) and bias.shape == (24,) and alpha.shape == (3,)
+    assert all(t.requires_grad and t.is_leaf for t in (x, phi, bias, alpha))
+    assert torch.equal(alpha, torch.full((3,), 0.5))
+    assert phi.std().item() < 0.5  # scaled by 1/√(nC)
+    again = connection_inputs(5, 4, 6, torch.float32, "cpu", seed=3)
+    other = connection_inputs(5, 4, 6, torch.float32, "cpu", seed=4)
+    assert torch.equal(again[0], x) and not torch.equal(other[0], x)
+    assert connection_inputs(2, 2, 3, torch.bfloat16, "cpu")[0].dtype == torch.bfloat16
+    with pytest.raises(ValueError, match="n must be"):
+        connection_inputs(2, 0, 3)
 
 
 def test_time_connection_needs_cuda():
