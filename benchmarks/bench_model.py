@@ -10,6 +10,8 @@ Rows, one process, one after another:
 
 - ``residual``: the plain pre-norm GPT (n = 1), the baseline;
 - ``mhc-triton``: mHC with ``backend="triton"`` (mhc_course.kernels);
+- ``mhc-triton-unfolded``: the same, with each connection running its own dF pass instead of the
+  next connection's channel pass writing it (``kernels/chain.py``), for the difference;
 - ``mhc-torch``: mHC with the PyTorch reference, eager;
 - ``mhc-liger``: mHC whose coefficients, pre and post+res come from Liger-Kernel's ops
   (``liger_mhc_coeffs``, ``liger_mhc_pre``, ``liger_mhc_post_res``). Liger's Sinkhorn starts
@@ -39,6 +41,7 @@ A CPU smoke check of the script itself (tiny sizes, plain timer, fp32):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import gc
 import json
@@ -50,6 +53,7 @@ from collections.abc import Callable
 from importlib import metadata
 
 import torch
+from mhc_course.kernels.chain import unfolded
 from torch import Tensor
 
 from mhc_course.mhc import MHC
@@ -57,7 +61,7 @@ from mhc_course.model import GPT, GPTConfig
 
 # torch.compile last: it points Triton at torch's own ptxas for every kernel compiled after it in
 # the process (benchmarks/NOTES.md), which would change the Triton rows that follow it.
-ROWS = ("residual", "mhc-triton", "mhc-torch", "mhc-liger", "mhc-torch-compile")
+ROWS = ("residual", "mhc-triton", "mhc-triton-unfolded", "mhc-torch", "mhc-liger", "mhc-torch-compile")
 
 
 class LigerMHC(MHC):
@@ -94,7 +98,7 @@ def version(name: str) -> str:
 
 def unavailable(row: str, device: torch.device) -> str | None:
     """Why a row cannot run here, or None."""
-    if row == "mhc-triton" and device.type != "cuda":
+    if row.startswith("mhc-triton") and device.type != "cuda":
         return "no CUDA device: Triton kernels are timed on a GPU only (the CPU interpreter is for correctness)"
     if row == "mhc-liger":
         if device.type != "cuda":
@@ -110,7 +114,7 @@ def build(row: str, args: argparse.Namespace, device: torch.device) -> tuple[tor
     """(the model whose parameters are counted, the callable that is timed)."""
     connection = "residual" if row == "residual" else "mhc"
     cfg = GPTConfig(seq_len=args.seq, depth=args.depth, width=args.width, heads=args.heads, connection=connection,
-                    n=1 if row == "residual" else args.n, backend="triton" if row == "mhc-triton" else "torch",
+                    n=1 if row == "residual" else args.n, backend="triton" if row.startswith("mhc-triton") else "torch",
                     stream_dtype="bfloat16" if args.precision == "autocast" else None)
     torch.manual_seed(0)
     model = GPT(cfg)
@@ -131,7 +135,7 @@ def build(row: str, args: argparse.Namespace, device: torch.device) -> tuple[tor
 
 
 def step_fn(model: torch.nn.Module, run: torch.nn.Module, args: argparse.Namespace,
-            device: torch.device) -> Callable[[], None]:
+            device: torch.device, fold: bool = True) -> Callable[[], None]:
     g = torch.Generator().manual_seed(1)
     idx = torch.randint(0, 256, (args.batch, args.seq), generator=g).to(device)
     tgt = torch.randint(0, 256, (args.batch, args.seq), generator=g).to(device)
@@ -139,7 +143,8 @@ def step_fn(model: torch.nn.Module, run: torch.nn.Module, args: argparse.Namespa
 
     def step() -> None:
         model.zero_grad(set_to_none=True)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_autocast):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_autocast), \
+                (contextlib.nullcontext() if fold else unfolded()):
             _, loss = run(idx, tgt)
         loss.backward()
 
@@ -160,17 +165,18 @@ def graphed(model: torch.nn.Module, step: Callable[[], None]) -> Callable[[], No
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):
         step()  # zero_grad(set_to_none) first: the gradients are allocated in the graph's pool
-    params = [p for p in model.parameters() if p.grad is not None]
-    captured = [p.grad for p in params]
+    params = [(name, p) for name, p in model.named_parameters() if p.grad is not None]
+    captured = [p.grad for _, p in params]
     graph.replay()
     torch.cuda.synchronize()
     replayed = [g.float().clone() for g in captured]
     step()
-    for p, got in zip(params, replayed, strict=True):
+    for (name, p), got in zip(params, replayed, strict=True):
         want = p.grad.float()
         err = ((got - want).norm() / want.norm().clamp_min(1e-30)).item()
         if not err < 2e-2:
-            raise RuntimeError(f"CUDA graph replay gives other gradients than an eager step (relative error {err:.2e})")
+            raise RuntimeError(f"CUDA graph replay gives other gradients than an eager step for {name} "
+                               f"(relative error {err:.2e})")
     return graph.replay
 
 
@@ -195,7 +201,7 @@ def measure(row: str, args: argparse.Namespace, device: torch.device) -> dict:
     model = run = fn = None
     try:
         model, run = build(row, args, device)
-        fn = step_fn(model, run, args, device)
+        fn = step_fn(model, run, args, device, fold=row != "mhc-triton-unfolded")
         fn()  # compile / autotune outside the timing
         peak = None
         if device.type == "cuda":

@@ -74,7 +74,7 @@ def main() -> None:
 
     def record(kernel, cfg, ms, units):
         rows.append({"kernel": kernel, "blocks": cfg, "ms": ms, "gbs": units * unit / ms / 1e6})
-        print(f"{kernel:<36}{str(cfg):<22}{ms:8.4f} ms {units * unit / ms / 1e6:8.0f} GB/s", flush=True)
+        print(f"{kernel:<44}{str(cfg):<22}{ms:8.4f} ms {units * unit / ms / 1e6:8.0f} GB/s", flush=True)
 
     x2 = x.view(T, N * C)
     outs = (z, r, pre, post, res, h)
@@ -104,6 +104,10 @@ def main() -> None:
         dparts = torch.empty(splits, N * C, k, **f32)
         record("channel_pass (fused)", (*cfg, splits), bench(lambda: launch_channel_pass(  # noqa: B023
             x, phi, dy, s, (g, dh, pre, res), dx, dparts, N, cfg)), 3 * N + 1)  # noqa: B023
+        if N <= 4:  # all streams in one program, also writing the previous connection's dF (kernels/chain.py)
+            record("channel_pass (all streams + previous dF)", (*cfg, splits), bench(lambda: launch_channel_pass(  # noqa: B023
+                x, phi, dy, s, (g, dh, pre, res), dx, dparts, N, cfg, streams_per_program=N,  # noqa: B023
+                prev=(post, df))), 3 * N + 2)
 
     xs = x.clone().requires_grad_()
     ps = [t.clone().requires_grad_() for t in (phi, bias, alpha)]
@@ -121,12 +125,13 @@ def main() -> None:
         pick = {"coefficients_fwd": "coefficients_fwd+pre bf16x2", "post_res_fwd": "post_res_fwd",
                 "post_res_bwd": "post_res_bwd (df only)", "coefficients_bwd_token": "token_pass (reduce)"}
         pick["coefficients_bwd_channel"] = "channel_pass (fused)"
+        pick["coefficients_bwd_channel_all"] = "channel_pass (all streams + previous dF)"
         chosen = {kind: list(best[name]["blocks"]) for kind, name in pick.items() if name in best}
         with open(args.blocks_out, "w") as fh:
             json.dump(chosen, fh)
     print("\nbest per kernel:")
     for name, row in best.items():
-        print(f"{name:<40}{str(row['blocks']):<22}{row['ms']:8.4f} ms {row['gbs']:8.0f} GB/s")
+        print(f"{name:<44}{str(row['blocks']):<22}{row['ms']:8.4f} ms {row['gbs']:8.0f} GB/s")
 
 
 if __name__ == "__main__":

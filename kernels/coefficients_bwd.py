@@ -17,6 +17,9 @@ share of db = Σ_t da and dα_g = Σ_t Σ_{k∈g} da_k·z_k.
 Pass B (one program per two streams (one when n = 1), channel block and token split) writes
 dx[j] = dy·φ_jᵀ − s·x[j] (+ Σ_i H_res[i, j]·g[i] + H_pre[j]·dh in the fused connection) and
 accumulates dφ_j = Σ_t x[j]ᵀ·dy for its rows of φ, one matrix-unit product per token block.
+When x was written by another fused connection, one program can hold all n ≤ 4 streams and
+also write that connection's dF = Σ_i H_post[i]·dx[i] (``kernels/chain.py``), which then skips
+its own pass over its gradient.
 """
 
 from __future__ import annotations
@@ -113,35 +116,74 @@ def _channel_terms(xj, res_ptr, pre_ptr, j, t64, tmask, s, g3, dh, N: tl.constex
 
 
 @triton.jit
+def _phi_rows(phi_ptr, j, c, cmask, C, N: tl.constexpr, NZ: tl.constexpr):
+    """The (BC, NZ) rows of φ for stream j, channels c, in the padded column order."""
+    src, valid, _ = contract_columns(N, NZ)
+    k = j * C + c
+    return tl.load(phi_ptr + k[:, None] * (N * N + 2 * N) + src[None, :], mask=cmask[:, None] & valid[None, :],
+                   other=0.0).to(tl.float32)
+
+
+@triton.jit
+def _load_stream(x_ptr, j, row, c, m2, C):
+    """x[j] on one (BT, BC) block, as float32; only this program reads it (evict first)."""
+    return tl.load(x_ptr + row + (j * C + c)[None, :], mask=m2, other=0.0, eviction_policy="evict_first").to(tl.float32)
+
+
+@triton.jit
+def _store_dx(acc, dy, phi_j, dx_ptr, j, row, m2, c, C, DOT: tl.constexpr):
+    """dx[j] = acc + dy·φ_jᵀ on one (BT, BC) block, written and returned as stored."""
+    dx = tl.dot(dy, tl.trans(phi_j), acc, input_precision=DOT).to(dx_ptr.dtype.element_ty)
+    tl.store(dx_ptr + row + (j * C + c)[None, :], dx, mask=m2, eviction_policy="evict_first")
+    return dx
+
+
+@triton.jit
+def _accumulate_dphi(dphi, xj, dy, DOT: tl.constexpr):
+    return tl.dot(tl.trans(xj), dy, dphi, input_precision=DOT)
+
+
+@triton.jit
+def _store_dphi(dphi_ptr, dphi, base, j, c, cmask, C, N: tl.constexpr, NZ: tl.constexpr):
+    KC = N * N + 2 * N
+    src, valid, _ = contract_columns(N, NZ)
+    k = j * C + c
+    tl.store(dphi_ptr + base + k[:, None] * KC + src[None, :], dphi, mask=cmask[:, None] & valid[None, :])
+
+
+@triton.jit
 def coefficients_bwd_channel_kernel(
     x_ptr, phi_ptr, dy_ptr, s_ptr,  # x (T, N, C); φ (N·C, N²+2N) contract order; dy (T, NZ) f32; s (T,)
     g_ptr, dh_ptr, pre_ptr, res_ptr,  # FUSED: g (T, N, C), dh (T, C), H_pre (T, N), H_res (T, N, N)
     dx_ptr, dphi_ptr,  # dx (T, N, C) in x's dtype; dφ partials (SPLITS, N·C, N²+2N) f32
+    prev_post_ptr, prev_df_ptr,  # PREV_DF: H_post (T, N) of the connection that wrote x; its dF (T, C)
     T, C, tokens_per_split,
-    N: tl.constexpr, NZ: tl.constexpr, BT: tl.constexpr, BC: tl.constexpr,
-    FUSED: tl.constexpr, DOT: tl.constexpr,
+    N: tl.constexpr, NZ: tl.constexpr, BT: tl.constexpr, BC: tl.constexpr, SPP: tl.constexpr,
+    FUSED: tl.constexpr, PREV_DF: tl.constexpr, DOT: tl.constexpr, SHARED: tl.constexpr,
 ):
-    # Two streams per program, a and b, when n ≥ 2 (PAIR): the program reads all n streams of g
-    # through L2 once for both, half as often as one program per stream would.
-    PAIR: tl.constexpr = N > 1
-    ja = tl.program_id(0) * (2 if PAIR else 1)
-    jb = ja + 1
+    # SPP streams per program (1, 2 or 4; streams a..d): the program reads all n streams of g
+    # through L2 once for its SPP streams. With SPP = N it holds every stream of dx, so it can also
+    # write dF = Σ_i H_post_prev[i]·dx[i] for the connection before, whose gradient dx is (PREV_DF).
+    ja = tl.program_id(0) * SPP
     c = tl.program_id(1) * BC + tl.arange(0, BC)
     split = tl.program_id(2)
     cmask = c < C
     K = N * C
-    KC = N * N + 2 * N
     cols = tl.arange(0, NZ)
     s_idx = tl.arange(0, N)
-    src, valid, _ = contract_columns(N, NZ)
-    pmask = cmask[:, None] & valid[None, :]
-    ka, kb = ja * C + c, jb * C + c  # rows of φ that belong to streams ja and jb, channels c
-    phi_a = tl.load(phi_ptr + ka[:, None] * KC + src[None, :], mask=pmask, other=0.0).to(tl.float32)  # (BC, NZ)
-    dphi_a = tl.zeros((BC, NZ), dtype=tl.float32)
+    phi_a = _phi_rows(phi_ptr, ja, c, cmask, C, N, NZ)  # kept in registers for the whole token loop
     phi_b = phi_a
+    phi_c = phi_a
+    phi_d = phi_a
+    if SPP > 1:
+        phi_b = _phi_rows(phi_ptr, ja + 1, c, cmask, C, N, NZ)
+    if SPP > 2:
+        phi_c = _phi_rows(phi_ptr, ja + 2, c, cmask, C, N, NZ)
+        phi_d = _phi_rows(phi_ptr, ja + 3, c, cmask, C, N, NZ)
+    dphi_a = tl.zeros((BC, NZ), dtype=tl.float32)
     dphi_b = dphi_a
-    if PAIR:
-        phi_b = tl.load(phi_ptr + kb[:, None] * KC + src[None, :], mask=pmask, other=0.0).to(tl.float32)
+    dphi_c = dphi_a
+    dphi_d = dphi_a
 
     t_start = split * tokens_per_split
     t_end = tl.minimum(t_start + tokens_per_split, T)
@@ -151,12 +193,17 @@ def coefficients_bwd_channel_kernel(
         t64 = t.to(tl.int64)
         row = t64[:, None] * K
         m2 = tmask[:, None] & cmask[None, :]
-        # Cache hints: x[ja], x[jb] and dx are touched by this program only; g, dh and dy by the
-        # other programs of this channel block too.
-        xa = tl.load(x_ptr + row + ka[None, :], mask=m2, other=0.0, eviction_policy="evict_first").to(tl.float32)
+        xa = _load_stream(x_ptr, ja, row, c, m2, C)
         xb = xa
-        if PAIR:
-            xb = tl.load(x_ptr + row + kb[None, :], mask=m2, other=0.0, eviction_policy="evict_first").to(tl.float32)
+        xc = xa
+        xd = xa
+        if SPP > 1:
+            xb = _load_stream(x_ptr, ja + 1, row, c, m2, C)
+        if SPP > 2:
+            xc = _load_stream(x_ptr, ja + 2, row, c, m2, C)
+            xd = _load_stream(x_ptr, ja + 3, row, c, m2, C)
+        # dy is read by every program of this channel block's token range, and g and dh by the
+        # n / SPP programs of this channel block (SHARED: evict last, or evict first when SPP = N).
         dy = tl.load(dy_ptr + t64[:, None] * NZ + cols[None, :], mask=tmask[:, None], other=0.0,
                      eviction_policy="evict_last")
         s = tl.load(s_ptr + t, mask=tmask, other=0.0)
@@ -165,27 +212,48 @@ def coefficients_bwd_channel_kernel(
         if FUSED:
             g3 = tl.load(g_ptr + row[:, :, None] + s_idx[None, :, None] * C + c[None, None, :],
                          mask=tmask[:, None, None] & cmask[None, None, :], other=0.0,
-                         eviction_policy="evict_last").to(tl.float32)
+                         eviction_policy=SHARED).to(tl.float32)
             dh = tl.load(dh_ptr + t64[:, None] * C + c[None, :], mask=m2, other=0.0,
-                         eviction_policy="evict_last").to(tl.float32)
+                         eviction_policy=SHARED).to(tl.float32)
+        # All element-wise terms first, then the products and stores, then dφ: the order the
+        # fastest versions measured had (benchmarks/NOTES.md).
         acc_a = _channel_terms(xa, res_ptr, pre_ptr, ja, t64, tmask, s, g3, dh, N, FUSED)
         acc_b = acc_a
-        if PAIR:
-            acc_b = _channel_terms(xb, res_ptr, pre_ptr, jb, t64, tmask, s, g3, dh, N, FUSED)
-        dx = tl.dot(dy, tl.trans(phi_a), acc_a, input_precision=DOT)
-        tl.store(dx_ptr + row + ka[None, :], dx.to(dx_ptr.dtype.element_ty), mask=m2, eviction_policy="evict_first")
-        if PAIR:
-            dx = tl.dot(dy, tl.trans(phi_b), acc_b, input_precision=DOT)
-            tl.store(dx_ptr + row + kb[None, :], dx.to(dx_ptr.dtype.element_ty), mask=m2,
-                     eviction_policy="evict_first")
-        dphi_a = tl.dot(tl.trans(xa), dy, dphi_a, input_precision=DOT)
-        if PAIR:
-            dphi_b = tl.dot(tl.trans(xb), dy, dphi_b, input_precision=DOT)
+        acc_c = acc_a
+        acc_d = acc_a
+        if SPP > 1:
+            acc_b = _channel_terms(xb, res_ptr, pre_ptr, ja + 1, t64, tmask, s, g3, dh, N, FUSED)
+        if SPP > 2:
+            acc_c = _channel_terms(xc, res_ptr, pre_ptr, ja + 2, t64, tmask, s, g3, dh, N, FUSED)
+            acc_d = _channel_terms(xd, res_ptr, pre_ptr, ja + 3, t64, tmask, s, g3, dh, N, FUSED)
+        dxa = _store_dx(acc_a, dy, phi_a, dx_ptr, ja, row, m2, c, C, DOT)
+        if SPP > 1:
+            dxb = _store_dx(acc_b, dy, phi_b, dx_ptr, ja + 1, row, m2, c, C, DOT)
+        if SPP > 2:
+            dxc = _store_dx(acc_c, dy, phi_c, dx_ptr, ja + 2, row, m2, c, C, DOT)
+            dxd = _store_dx(acc_d, dy, phi_d, dx_ptr, ja + 3, row, m2, c, C, DOT)
+        if PREV_DF:
+            df = tl.load(prev_post_ptr + t64 * N + ja, mask=tmask, other=0.0)[:, None] * dxa.to(tl.float32)
+            if SPP > 1:
+                df += tl.load(prev_post_ptr + t64 * N + ja + 1, mask=tmask, other=0.0)[:, None] * dxb.to(tl.float32)
+            if SPP > 2:
+                df += tl.load(prev_post_ptr + t64 * N + ja + 2, mask=tmask, other=0.0)[:, None] * dxc.to(tl.float32)
+                df += tl.load(prev_post_ptr + t64 * N + ja + 3, mask=tmask, other=0.0)[:, None] * dxd.to(tl.float32)
+            tl.store(prev_df_ptr + t64[:, None] * C + c[None, :], df.to(prev_df_ptr.dtype.element_ty), mask=m2)
+        dphi_a = _accumulate_dphi(dphi_a, xa, dy, DOT)
+        if SPP > 1:
+            dphi_b = _accumulate_dphi(dphi_b, xb, dy, DOT)
+        if SPP > 2:
+            dphi_c = _accumulate_dphi(dphi_c, xc, dy, DOT)
+            dphi_d = _accumulate_dphi(dphi_d, xd, dy, DOT)
 
-    base = split.to(tl.int64) * K * KC
-    tl.store(dphi_ptr + base + ka[:, None] * KC + src[None, :], dphi_a, mask=pmask)
-    if PAIR:
-        tl.store(dphi_ptr + base + kb[:, None] * KC + src[None, :], dphi_b, mask=pmask)
+    base = split.to(tl.int64) * K * (N * N + 2 * N)
+    _store_dphi(dphi_ptr, dphi_a, base, ja, c, cmask, C, N, NZ)
+    if SPP > 1:
+        _store_dphi(dphi_ptr, dphi_b, base, ja + 1, c, cmask, C, N, NZ)
+    if SPP > 2:
+        _store_dphi(dphi_ptr, dphi_c, base, ja + 2, c, cmask, C, N, NZ)
+        _store_dphi(dphi_ptr, dphi_d, base, ja + 3, c, cmask, C, N, NZ)
 
 
 def launch_token_pass(z, r, alpha, bias, given, reduce_from, outs, n, C, iters, blocks):
@@ -202,16 +270,29 @@ def launch_token_pass(z, r, alpha, bias, given, reduce_from, outs, n, C, iters, 
     )
 
 
-def launch_channel_pass(x, phi, dy, s, fused_from, dx, dphi_parts, n, blocks):
-    """x (T, n, C); φ (n·C, n²+2n); fused_from = (g, dh, H_pre, H_res) or None; dphi_parts (splits, n·C, n²+2n)."""
+def launch_channel_pass(x, phi, dy, s, fused_from, dx, dphi_parts, n, blocks, *, streams_per_program=None,
+                        prev=None):
+    """x (T, n, C); φ (n·C, n²+2n); fused_from = (g, dh, H_pre, H_res) or None; dphi_parts (splits, n·C, n²+2n);
+    streams_per_program 1, 2 or 4 (default ``channel_streams(n)``); prev = (H_post_prev (T, n), dF_prev (T, C))
+    to write the previous connection's dF, which needs streams_per_program = n."""
     T, _, C = x.shape
     bt, bc, warps = blocks
+    spp = streams_per_program or channel_streams(n)
+    if prev is not None and spp != n:
+        raise ValueError(f"prev needs every stream in one program: streams_per_program={spp}, n={n}")
     splits = dphi_parts.shape[0]
     per_split = cdiv(cdiv(T, splits), bt) * bt
     g, dh, pre, res = fused_from if fused_from is not None else (x, x, s, s)
-    coefficients_bwd_channel_kernel[(max(1, n // 2), cdiv(C, bc), splits)](
-        x, phi, dy, s, g, dh, pre, res, dx, dphi_parts,
+    prev_post, prev_df = prev if prev is not None else (s, s)
+    coefficients_bwd_channel_kernel[(n // spp, cdiv(C, bc), splits)](
+        x, phi, dy, s, g, dh, pre, res, dx, dphi_parts, prev_post, prev_df,
         T, C, per_split,
-        N=n, NZ=dy.shape[1], BT=bt, BC=bc, FUSED=fused_from is not None,
-        DOT="ieee" if x.dtype.itemsize == 4 else "tf32", num_warps=warps,
+        N=n, NZ=dy.shape[1], BT=bt, BC=bc, SPP=spp, FUSED=fused_from is not None, PREV_DF=prev is not None,
+        DOT="ieee" if x.dtype.itemsize == 4 else "tf32", SHARED="evict_last" if spp < n else "evict_first",
+        num_warps=warps,
     )
+
+
+def channel_streams(n: int) -> int:
+    """Streams per channel-pass program when the previous dF is not wanted: two (one when n = 1)."""
+    return min(n, 2)

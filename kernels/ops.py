@@ -13,7 +13,7 @@ from torch.autograd import Function
 
 from mhc_course.mhc import check_coefficient_params, check_post_res_args, check_pre_args
 
-from .coefficients_bwd import launch_channel_pass, launch_token_pass
+from .coefficients_bwd import channel_streams, launch_channel_pass, launch_token_pass
 from .coefficients_fwd import launch_coefficients_fwd
 from .layout import as_tokens, cdiv, check_kernel_streams, coefficient_params, grad_dtype_like, padded_width
 from .stream_kernels import launch_post_res_bwd, launch_post_res_fwd, launch_pre_bwd, launch_pre_fwd
@@ -33,9 +33,10 @@ def coefficients_forward(x3: Tensor, phi: Tensor, alpha: Tensor, bias: Tensor, i
     return z, r, pre, post, res, h
 
 
-def coefficients_backward(x3, phi, alpha, bias, z, r, iters, *, given=None, fused_from=None):
+def coefficients_backward(x3, phi, alpha, bias, z, r, iters, *, given=None, fused_from=None, prev=None):
     """dx (T, n, C), dφ (n·C, n²+2n), db (n²+2n,), dα (3,) from either the given coefficient
-    gradients (dH_pre, dH_post, dH_res) or, in the fused connection, fused_from = (g, f, dh, H_pre, H_res)."""
+    gradients (dH_pre, dH_post, dH_res) or, in the fused connection, fused_from = (g, f, dh, H_pre, H_res).
+    prev = (H_post (T, n), dF (T, C)) of the connection that wrote x: dF is filled from dx as well."""
     T, n, C = x3.shape
     kc = phi.shape[1]
     bt, bc, warps = blocks("coefficients_bwd_token", n, C)
@@ -43,11 +44,14 @@ def coefficients_backward(x3, phi, alpha, bias, z, r, iters, *, given=None, fuse
     parts = torch.empty(cdiv(T, bt), kc + 3, device=z.device, dtype=torch.float32)
     reduce_from = None if fused_from is None else (fused_from[0], x3, fused_from[1], fused_from[2])
     launch_token_pass(z, r, alpha, bias, given, reduce_from, (dy, s, parts), n, C, iters, (bt, bc, warps))
-    bt, bc, warps, splits = blocks("coefficients_bwd_channel", n, C, tokens=T)
+    spp = n if prev is not None else channel_streams(n)
+    bt, bc, warps, splits = blocks("coefficients_bwd_channel_all" if spp > 2 else "coefficients_bwd_channel",
+                                   n, C, tokens=T)
     dx = torch.empty_like(x3)
     dphi_parts = torch.empty(splits, n * C, kc, device=x3.device, dtype=torch.float32)
     channel_from = None if fused_from is None else (fused_from[0], fused_from[2], fused_from[3], fused_from[4])
-    launch_channel_pass(x3, phi, dy, s, channel_from, dx, dphi_parts, n, (bt, bc, warps))
+    launch_channel_pass(x3, phi, dy, s, channel_from, dx, dphi_parts, n, (bt, bc, warps), streams_per_program=spp,
+                        prev=prev)
     sums = parts.sum(0)
     return dx, dphi_parts.sum(0), sums[:kc], sums[kc:]
 

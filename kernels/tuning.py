@@ -20,6 +20,7 @@ _GPU = {
     "coefficients_fwd": (64, 128, 128, 4),  # BT, BK, BC, warps
     "coefficients_bwd_token": (8, 128, 4),  # BT, BC, warps
     "coefficients_bwd_channel": (32, 64, 4, 4),  # BT, BC, warps, token splits
+    "coefficients_bwd_channel_all": (16, 64, 4, 8),  # the same with all n streams in one program (n = 4)
     "pre_fwd": (8, 256, 8),
     "pre_bwd": (8, 128, 4),
     "post_res_fwd": (8, 256, 8),
@@ -29,6 +30,7 @@ _INTERPRETER = {
     "coefficients_fwd": (16, 64, 32, 1),
     "coefficients_bwd_token": (16, 32, 1),
     "coefficients_bwd_channel": (16, 32, 1),
+    "coefficients_bwd_channel_all": (16, 32, 1),
     "pre_fwd": (16, 32, 1),
     "pre_bwd": (16, 32, 1),
     "post_res_fwd": (16, 32, 1),
@@ -43,6 +45,9 @@ def _multiprocessors() -> int:
     return 1
 
 
+_CHANNEL_STREAMS = {"coefficients_bwd_channel": 2, "coefficients_bwd_channel_all": 4}  # streams per program
+
+
 def blocks(kind: str, n: int, C: int, tokens: int | None = None) -> tuple[int, ...]:
     """Launch parameters for kernel ``kind`` at stream count n and width C."""
     return _blocks(kind, n, C, tokens, os.environ.get("TRITON_INTERPRET") == "1",
@@ -52,10 +57,12 @@ def blocks(kind: str, n: int, C: int, tokens: int | None = None) -> tuple[int, .
 @functools.lru_cache(maxsize=1024)  # called on every launch: keep the host's share of a launch small
 def _blocks(kind: str, n: int, C: int, tokens: int | None, interpret: bool, override: str) -> tuple[int, ...]:
     cfg = tuple(json.loads(override).get(kind, (_INTERPRETER if interpret else _GPU)[kind]))
-    if kind != "coefficients_bwd_channel":
+    if kind not in _CHANNEL_STREAMS:
         return cfg
     bt, bc, warps = cfg[:3]
-    # The token splits (the table's or an override's), raised where the max(1, n/2)·⌈C/BC⌉ programs of
-    # one split would leave multiprocessors idle (narrow C: at C = 512 one split has 16 for the H100's 132).
-    splits = max(cfg[3] if len(cfg) == 4 else 1, cdiv(_multiprocessors(), max(1, n // 2) * cdiv(C, bc)))
+    # The token splits (the table's or an override's), raised where the (n / streams per program)·⌈C/BC⌉
+    # programs of one split would leave multiprocessors idle (narrow C: at C = 512 one split of the
+    # two-stream pass has 16 programs for the H100's 132).
+    programs = max(1, n // min(n, _CHANNEL_STREAMS[kind])) * cdiv(C, bc)
+    splits = max(cfg[3] if len(cfg) == 4 else 1, cdiv(_multiprocessors(), programs))
     return bt, bc, warps, max(1, min(splits, cdiv(tokens or 1, bt)))

@@ -235,11 +235,14 @@ for width in bench.widths():
 #   runs; a token pass reduces $d\mathcal{H}^{res}, d\mathcal{H}^{post}, d\mathcal{H}^{pre}$
 #   over $C$ and back-propagates through $\sigma$, $2\sigma$ and Sinkhorn, recomputing the
 #   iterations on-chip instead of storing them; a channel pass writes $\partial L/\partial x$
-#   and $\partial L/\partial\varphi$.
+#   and $\partial L/\partial\varphi$. When $x$ came from another fused connection, that pass
+#   also writes the earlier connection's $\partial L/\partial f$ from the $\partial L/\partial x$
+#   it holds, and the earlier connection skips its first pass (`kernels/chain.py`).
 #
 # That backward reads $g$ and $x$ in more than one pass, so it moves more than the minimal
 # $(3n+3)C$ counted above (`io_model.kernel_pass_steps` lists every pass of forward and backward:
-# $(10n+6)C$ per token in all); the benchmark's bandwidth share is measured against the minimum.
+# $(10n+6)C$ per token in all, $(9n+6)C$ for a connection between two others); the benchmark
+# times one connection alone, and its bandwidth share is measured against the minimum.
 # The paper computes $x\varphi$ in tf32. With bf16 activations, our kernel instead splits
 # $\varphi$ into two bf16 parts and sums both products in float32, which keeps more of
 # $\varphi$'s mantissa than tf32 (see `kernels/coefficients_fwd.py`).

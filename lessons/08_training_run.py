@@ -524,7 +524,10 @@ for where, ratio in tri_vs_torch.items():
 # %% [markdown]
 # Could faster kernels close that gap on their own? Our kernels make more passes over memory than
 # the minimum the floor assumes: `io_model.kernel_pass_steps` lists them (the coefficients kernel
-# reads $x$ twice, and the backward reads $g$ in three passes and $x$ in two). The same floor model
+# reads $x$ twice, and the backward reads $x$ in two passes and $g$ in three). In a model, every
+# connection but the last gets its $\partial L/\partial f$ from the next connection's channel
+# pass, which holds all $n$ streams of $g$ in registers as it writes them (`kernels/chain.py`):
+# one pass over $g$ fewer, `chained=True` in the count. The same floor model
 # answers two questions at `bench_model`'s configuration: what would our passes cost if each ran
 # at the full copy bandwidth, and how many elements per token may one connection move at most for
 # the step to stay within a given overhead, here 15%?
@@ -534,21 +537,27 @@ from mhc_course.io_model import kernel_pass_traffic
 from mhc_course.step_overhead import elements_within
 
 target = 0.15
-ours_at_copy = floor_overhead(bc["n"], *step_args, traffic=kernel_pass_traffic)
-for label, traffic, at_copy in (("the minimum", fused_forward_backward_traffic, small_floor),
-                                ("our kernels' passes", kernel_pass_traffic, ours_at_copy)):
+def chained_passes(n, C):
+    return kernel_pass_traffic(n, C, chained=True)
+
+
+for label, traffic in (("the minimum", fused_forward_backward_traffic),
+                       ("our kernels' passes, alone", kernel_pass_traffic),
+                       ("our kernels' passes, chained", chained_passes)):
     moved = traffic(bc["n"], bc["width"])
-    print(f"{label:>20}: {(moved.act_read + moved.act_write) // bc['width']}·C elements per token and connection "
+    at_copy = floor_overhead(bc["n"], *step_args, traffic=traffic)
+    print(f"{label:>28}: {(moved.act_read + moved.act_write) // bc['width']}·C elements per token and connection "
           f"→ {at_copy['overhead']:.1%} at copy bandwidth")
 print(f"a step within {target:.0%} allows at most {elements_within(target, *step_args) / bc['width']:.1f}·C at copy "
       f"bandwidth; the measured step ({small_measured:.1%}) is what "
       f"{elements_within(small_measured, *step_args) / bc['width']:.0f}·C at copy bandwidth would cost")
 
 # %% [markdown]
-# Even at the full copy bandwidth our passes cost more than a 15% step allows: no tuning of these
-# kernels gets there. It takes fewer passes (for instance the next layer's projection computed
-# while post+res writes its input, so that $x$ is read once less in the forward) and kernels close
-# to copy bandwidth. `benchmarks/NOTES.md` lists the variants tried so far and what each measured.
+# Even at the full copy bandwidth our passes, chained, cost more than a 15% step allows: no tuning
+# of these kernels gets there. It takes fewer passes still (for instance the next layer's
+# projection computed while post+res writes its input, so that $x$ is read once less in the
+# forward) and kernels close to copy bandwidth. `benchmarks/NOTES.md` lists the variants tried so
+# far and what each measured.
 
 # %% [markdown]
 # How much of that is the host's work? `benchmarks/bench_model.py --cuda-graph` captures the whole

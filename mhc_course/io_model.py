@@ -12,7 +12,8 @@ The fused kernels of ``mhc_course.kernels`` need at least, in activations: forwa
 (x read by the coefficient+pre kernel and again by post+res, h written, f read, x_next
 written) and backward (3n+3)·C (g, x, f and dh read once, dx and df written once), so
 forward+backward (6n+5)·C. Fusion changes how often tensors cross memory, not the arithmetic.
-Our kernels make more passes than that minimum, (10n+6)·C (``kernel_pass_steps`` says which).
+Our kernels make more passes than that minimum, (10n+6)·C for one connection and (9n+6)·C for
+each but the last in a chain of them (``kernel_pass_steps`` says which).
 
 FLOPs follow the operations of the contract (a multiply-add counts 2); the roofline bounds the
 time by max(bytes / bandwidth, FLOPs / peak). ``measure_copy_bandwidth`` and
@@ -137,8 +138,9 @@ def fused_forward_backward_traffic(n: int, C: int) -> Traffic:
     return total(fused_forward_steps(n, C) + fused_backward_steps(n, C), "fused forward+backward")
 
 
-def kernel_pass_steps(n: int, C: int) -> list[Traffic]:
-    """The passes ``mhc_course.kernels.mhc_connection`` makes, activations only: (10n+6)·C per token.
+def kernel_pass_steps(n: int, C: int, chained: bool = False) -> list[Traffic]:
+    """The passes ``mhc_course.kernels.mhc_connection`` makes, activations only: (10n+6)·C per token,
+    or (9n+6)·C with ``chained``.
 
     Forward (4n+2)·C: the coefficients kernel reads x twice (H_pre, and so h = H_pre·x, is known
     only once the projection has read the whole row) and writes h; post+res is at its minimum.
@@ -146,20 +148,28 @@ def kernel_pass_steps(n: int, C: int) -> list[Traffic]:
     the token pass reads g, x, f and dh for the per-token reductions, and the channel pass reads
     g, x and dh again to write dx. Against the minimum, (6n+5)·C, x is read once more in the
     forward, and in the backward g twice more and x and dh once more: (4n+1)·C in all.
+
+    ``chained``: a connection between two others, as in a model (``kernels/chain.py``, n ≤ 4).
+    The next connection's channel pass writes this one's dF, so its dF pass is gone, and its own
+    channel pass writes the previous connection's dF: n·C less, backward (5n+4)·C.
     """
     _check_nc(n, C)
+    backward = [Traffic("dF pass", act_read=n * C, act_write=C)] if not chained else []
+    backward += [
+        Traffic("token pass", act_read=(2 * n + 2) * C),
+        Traffic("channel pass" + (" (+ the previous dF)" if chained else ""), act_read=(2 * n + 1) * C,
+                act_write=(n + chained) * C),
+    ]
     return [
         Traffic("coefficients + pre", act_read=2 * n * C, act_write=C),
         Traffic("post + res", act_read=(n + 1) * C, act_write=n * C),
-        Traffic("dF pass", act_read=n * C, act_write=C),
-        Traffic("token pass", act_read=(2 * n + 2) * C),
-        Traffic("channel pass", act_read=(2 * n + 1) * C, act_write=n * C),
+        *backward,
     ]
 
 
-def kernel_pass_traffic(n: int, C: int) -> Traffic:
-    """What our kernels move for forward+backward: (10n+6)·C activations per token."""
-    return total(kernel_pass_steps(n, C), "our kernels' passes")
+def kernel_pass_traffic(n: int, C: int, chained: bool = False) -> Traffic:
+    """What our kernels move for forward+backward: (10n+6)·C activations per token, (9n+6)·C chained."""
+    return total(kernel_pass_steps(n, C, chained), "our kernels' passes" + (", chained" if chained else ""))
 
 
 def connection_flops(n: int, C: int, iters: int = 20) -> dict[str, dict[str, int]]:

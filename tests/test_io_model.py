@@ -71,6 +71,10 @@ def test_our_kernels_passes(nc):
     assert sum(s.act_read + s.act_write for s in backward) == (6 * n + 4) * C
     assert all(s.coef_read == s.coef_write == 0 for s in steps)
     assert kernel_pass_traffic(n, C).bytes(2) - fused_forward_backward_traffic(n, C).bytes(2) == (4 * n + 1) * C * 2
+    chained = kernel_pass_steps(n, C, chained=True)
+    assert [s.name for s in chained[:2]] == [s.name for s in forward] and "dF pass" not in {s.name for s in chained}
+    assert sum(s.act_read + s.act_write for s in chained[2:]) == (5 * n + 4) * C
+    assert kernel_pass_traffic(n, C).bytes(2) - kernel_pass_traffic(n, C, chained=True).bytes(2) == n * C * 2
 
 
 def test_bytes_count_coefficients_as_float32():
