@@ -53,7 +53,6 @@ from collections.abc import Callable
 from importlib import metadata
 
 import torch
-from mhc_course.kernels.chain import unfolded
 from torch import Tensor
 
 from mhc_course.mhc import MHC
@@ -141,10 +140,14 @@ def step_fn(model: torch.nn.Module, run: torch.nn.Module, args: argparse.Namespa
     tgt = torch.randint(0, 256, (args.batch, args.seq), generator=g).to(device)
     use_autocast = args.precision == "autocast" and device.type == "cuda"
 
+    if fold:
+        fold_context = contextlib.nullcontext
+    else:  # imported here: mhc_course.kernels needs Triton, which the other rows do not
+        from mhc_course.kernels.chain import unfolded as fold_context
+
     def step() -> None:
         model.zero_grad(set_to_none=True)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_autocast), \
-                (contextlib.nullcontext() if fold else unfolded()):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_autocast), fold_context():
             _, loss = run(idx, tgt)
         loss.backward()
 

@@ -14,29 +14,36 @@ module is the bookkeeping; it never changes what is computed, only where:
    dF pass, as it does when nothing was handed over.
 
 dF depends on the gradient and on connection l−1's H_post only, not on the values of x_l, so
-nothing done to x_l itself between the two connections can make a handed-over dF wrong.
+nothing done to x_l itself between the two connections can make a handed-over dF wrong. What is
+not supported: changing the gradient in place behind autograd's back (through ``.data``, which
+its version counter does not see). And if connection l−1's backward never runs (a backward that
+stops at x_l), dx_l and the dF stay referenced from x_l until x_l is freed.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from torch import Tensor
 
-FOLDED_STREAMS = (1, 2, 4)  # the channel pass can hold every stream of dx in one program
-_state = {"fold": True}
+from .coefficients_bwd import STREAMS_PER_PROGRAM
+
+FOLDED_STREAMS = STREAMS_PER_PROGRAM  # n for which the channel pass holds every stream of dx in one program
+_local = threading.local()
 
 
 @contextmanager
 def unfolded() -> Iterator[None]:
-    """Connections run forward inside this block leave no link: each backward runs its own dF
-    pass, as a lone connection does (for comparing the two, in checks and benchmarks)."""
-    before, _state["fold"] = _state["fold"], False
+    """Connections whose forward runs inside this block (in this thread) do not use the link on
+    their input, so the connection before each runs its own dF pass, as a lone connection does
+    (for comparing the two, in checks and benchmarks)."""
+    before, _local.fold = getattr(_local, "fold", True), False
     try:
         yield
     finally:
-        _state["fold"] = before
+        _local.fold = before
 
 
 class Link:
@@ -59,7 +66,7 @@ def attach(out: Tensor, link: Link) -> None:
 def upstream(x: Tensor) -> Link | None:
     """The link on x when a fused connection wrote x and its n can fold."""
     link = getattr(x, "_mhc_link", None)
-    return link if link is not None and _state["fold"] and x.shape[-2] in FOLDED_STREAMS else None
+    return link if link is not None and getattr(_local, "fold", True) and x.shape[-2] in FOLDED_STREAMS else None
 
 
 def hand_back(link: Link, dx: Tensor, df: Tensor) -> None:

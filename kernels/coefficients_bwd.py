@@ -30,6 +30,8 @@ import triton.language as tl
 from .layout import cdiv
 from .tile_ops import contract_columns, load_gates, put_chunk, sinkhorn_tile_backward, take_chunk
 
+STREAMS_PER_PROGRAM = (1, 2, 4)  # what the channel pass can hold in one program
+
 
 @triton.jit
 def coefficients_bwd_token_kernel(
@@ -164,6 +166,7 @@ def coefficients_bwd_channel_kernel(
     # SPP streams per program (1, 2 or 4; streams a..d): the program reads all n streams of g
     # through L2 once for its SPP streams. With SPP = N it holds every stream of dx, so it can also
     # write dF = Σ_i H_post_prev[i]·dx[i] for the connection before, whose gradient dx is (PREV_DF).
+    tl.static_assert((SPP == 1) | (SPP == 2) | (SPP == 4), "SPP must be 1, 2 or 4")
     ja = tl.program_id(0) * SPP
     c = tl.program_id(1) * BC + tl.arange(0, BC)
     split = tl.program_id(2)
@@ -278,6 +281,9 @@ def launch_channel_pass(x, phi, dy, s, fused_from, dx, dphi_parts, n, blocks, *,
     T, _, C = x.shape
     bt, bc, warps = blocks
     spp = streams_per_program or channel_streams(n)
+    if spp not in STREAMS_PER_PROGRAM or n % spp:
+        raise ValueError(f"streams_per_program must be one of {STREAMS_PER_PROGRAM} and divide n, "
+                         f"got streams_per_program={spp}, n={n} (x shape {tuple(x.shape)})")
     if prev is not None and spp != n:
         raise ValueError(f"prev needs every stream in one program: streams_per_program={spp}, n={n}")
     splits = dphi_parts.shape[0]

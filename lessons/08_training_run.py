@@ -412,7 +412,7 @@ print(f"bench_model.py, {env['device']}, torch {env['torch']}, Triton {env['trit
       f"{bc['depth']} blocks, {bc['batch'] * bc['seq']:,} tokens, weights and streams in {bc['precision']}, "
       "forward + backward:")
 for name, row in bm["rows"].items():
-    print(f"{name:>18}: {row['median_ms']:6.2f} ms, overhead over residual "
+    print(f"{name:>19}: {row['median_ms']:6.2f} ms, overhead over residual "
           f"{overhead(row['median_ms'], bm['rows']['residual']['median_ms']):+.0%}")
 
 # %% [markdown]
@@ -554,10 +554,11 @@ print(f"a step within {target:.0%} allows at most {elements_within(target, *step
 
 # %% [markdown]
 # Even at the full copy bandwidth our passes, chained, cost more than a 15% step allows: no tuning
-# of these kernels gets there. It takes fewer passes still (for instance the next layer's
-# projection computed while post+res writes its input, so that $x$ is read once less in the
-# forward) and kernels close to copy bandwidth. `benchmarks/NOTES.md` lists the variants tried so
-# far and what each measured.
+# of these kernels gets there. It takes fewer passes still (the forward's second read of $x$, the
+# backward's extra reads of $g$ and $x$) and kernels close to copy bandwidth. The attempts so far
+# at the first, such as computing the next layer's projection while post+res writes its input,
+# were several times slower than the passes they would replace: `benchmarks/NOTES.md` lists the
+# variants tried and what each measured.
 
 # %% [markdown]
 # How much of that is the host's work? `benchmarks/bench_model.py --cuda-graph` captures the whole

@@ -12,8 +12,8 @@ The fused kernels of ``mhc_course.kernels`` need at least, in activations: forwa
 (x read by the coefficient+pre kernel and again by post+res, h written, f read, x_next
 written) and backward (3n+3)·C (g, x, f and dh read once, dx and df written once), so
 forward+backward (6n+5)·C. Fusion changes how often tensors cross memory, not the arithmetic.
-Our kernels make more passes than that minimum, (10n+6)·C for one connection and (9n+6)·C for
-each but the last in a chain of them (``kernel_pass_steps`` says which).
+Our kernels make more passes than that minimum, (10n+6)·C for one connection alone and (9n+6)·C
+for one between two others in a model (``kernel_pass_steps`` says which).
 
 FLOPs follow the operations of the contract (a multiply-add counts 2); the roofline bounds the
 time by max(bytes / bandwidth, FLOPs / peak). ``measure_copy_bandwidth`` and

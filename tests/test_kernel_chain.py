@@ -7,6 +7,7 @@ import pytest
 import torch
 from mhc_course.kernels import connection as conn_mod
 from mhc_course.kernels.chain import unfolded
+from mhc_course.kernels.coefficients_bwd import launch_channel_pass
 
 import mhc_course as ref
 from mhc_course import kernels as tk
@@ -62,7 +63,8 @@ def test_chain_folds_df_into_the_next_channel_pass(monkeypatch, n, c):
 @pytest.mark.parametrize("splits", [2, 3])
 def test_chain_over_token_splits(monkeypatch, splits):
     """The four-stream channel pass over 37 tokens in blocks of 16, split 2 or 3 ways (the last
-    split short), each split writing its own dφ partial sums."""
+    split short), each split writing its own dφ partial sums. (On a GPU the splits are raised to
+    fill its multiprocessors, so both cases run 3.)"""
     monkeypatch.setenv("MHC_COURSE_KERNEL_BLOCKS", f'{{"coefficients_bwd_channel_all": [16, 32, 1, {splits}]}}')
     assert _run_both(monkeypatch, 4, 40, seed=4, lead=(37,)) == 1
 
@@ -91,8 +93,20 @@ def test_chain_with_a_gradient_hook(monkeypatch):
     assert _run_both(monkeypatch, 4, 16, hooked, seed=2) == 2
 
 
-
 def test_unfolded_chain_runs_every_df_pass(monkeypatch):
     """``chain.unfolded()`` turns the hand-over off: every connection runs its own pass."""
     with unfolded():
         assert _run_both(monkeypatch, 4, 24) == 3
+
+
+@pytest.mark.parametrize("n, spp, prev", [(8, None, True), (2, 4, False), (4, 3, False), (4, 2, True)])
+def test_channel_pass_rejects_streams_it_cannot_hold(n, spp, prev):
+    """The channel pass holds 1, 2 or 4 streams per program, and the previous dF needs all n."""
+    T, C = 5, 8
+    x = torch.randn(T, n, C, device=DEVICE)
+    dy, s = torch.randn(T, 16 if n < 4 else 32, device=DEVICE), torch.randn(T, device=DEVICE)
+    before = (torch.rand(T, n, device=DEVICE), torch.empty(T, C, device=DEVICE)) if prev else None
+    with pytest.raises(ValueError, match="streams_per_program"):
+        launch_channel_pass(x, torch.randn(n * C, n * n + 2 * n, device=DEVICE), dy, s, None, torch.empty_like(x),
+                            torch.empty(1, n * C, n * n + 2 * n, device=DEVICE), n, (16, 32, 1),
+                            streams_per_program=spp or n, prev=before)
