@@ -247,6 +247,50 @@ for width in bench.widths():
 # $\varphi$ into two bf16 parts and sums both products in float32, which keeps more of
 # $\varphi$'s mantissa than tf32 (see `kernels/coefficients_fwd.py`).
 #
+# The hand-over between connections moves work, it does not change the result. Below, the passes
+# `io_model` counts for a connection alone and for one between two others, then three fused
+# connections in a row run twice: as they are, and inside `chain.unfolded()`, which makes every
+# connection run its own $\partial L/\partial f$ pass. The gradients of the input and of every
+# $\varphi$ come out the same, up to the order of float32 sums.
+
+# %%
+from mhc_course.kernels import mhc_connection
+from mhc_course.kernels.chain import unfolded
+
+from mhc_course.io_model import kernel_pass_steps
+
+for chained in (False, True):
+    steps = kernel_pass_steps(4, 1, chained=chained)
+    print(f"{'between two others' if chained else 'alone':>18}: "
+          + ", ".join(f"{st.name} {st.act_read + st.act_write}·C" for st in steps)
+          + f" → {sum(st.act_read + st.act_write for st in steps)}·C per token (n = 4)")
+
+
+def three_in_a_row(x, params, layers):
+    """Gradients of x and of each connection's φ after three fused connections in a row."""
+    x = x.detach().clone().requires_grad_()
+    phis = [p[0].detach().clone().requires_grad_() for p in params]
+    y = x
+    for phi, (_, bias, alpha), layer in zip(phis, params, layers, strict=True):
+        y = mhc_connection(y, phi, bias, alpha, layer)[0]
+    (y * torch.linspace(-1, 1, y.shape[-1], device=DEVICE)).sum().backward()
+    return [x.grad] + [phi.grad for phi in phis]
+
+
+torch.manual_seed(0)
+n_demo, c_demo = 4, 16
+x_demo = torch.randn(2, 3, n_demo, c_demo, device=DEVICE)
+k_demo = n_demo * n_demo + 2 * n_demo
+params_demo = [(torch.randn(n_demo * c_demo, k_demo, device=DEVICE) / (n_demo * c_demo) ** 0.5,
+                torch.randn(k_demo, device=DEVICE), torch.rand(3, device=DEVICE) + 0.2) for _ in range(3)]
+layers_demo = [torch.nn.Sequential(torch.nn.Linear(c_demo, c_demo), torch.nn.Tanh()).to(DEVICE) for _ in range(3)]
+handed_over = three_in_a_row(x_demo, params_demo, layers_demo)
+with unfolded():
+    own_passes = three_in_a_row(x_demo, params_demo, layers_demo)
+for name, a, b in zip(["x", "φ₁", "φ₂", "φ₃"], handed_over, own_passes, strict=True):
+    print(f"d{name}: largest difference {(a - b).abs().max().item():.1e} (largest entry {b.abs().max().item():.2f})")
+
+# %% [markdown]
 # ## How the kernels are tested
 #
 # A kernel can be fast and wrong. The course's kernel tests (`tests/test_kernels.py`, and
