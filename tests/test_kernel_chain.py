@@ -8,6 +8,7 @@ import torch
 from mhc_course.kernels import connection as conn_mod
 from mhc_course.kernels.chain import unfolded
 from mhc_course.kernels.coefficients_bwd import launch_channel_pass
+from mhc_course.kernels.layout import padded_width
 
 import mhc_course as ref
 from mhc_course import kernels as tk
@@ -104,7 +105,7 @@ def test_channel_pass_rejects_streams_it_cannot_hold(n, spp, prev):
     """The channel pass holds 1, 2 or 4 streams per program, and the previous dF needs all n."""
     T, C = 5, 8
     x = torch.randn(T, n, C, device=DEVICE)
-    dy, s = torch.randn(T, 16 if n < 4 else 32, device=DEVICE), torch.randn(T, device=DEVICE)
+    dy, s = torch.randn(T, padded_width(n), device=DEVICE), torch.randn(T, device=DEVICE)
     before = (torch.rand(T, n, device=DEVICE), torch.empty(T, C, device=DEVICE)) if prev else None
     with pytest.raises(ValueError, match="streams_per_program"):
         launch_channel_pass(x, torch.randn(n * C, n * n + 2 * n, device=DEVICE), dy, s, None, torch.empty_like(x),
