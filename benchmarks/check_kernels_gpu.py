@@ -31,7 +31,7 @@ from mhc_course.kernel_harness import poisoned
 from mhc_course.kernel_harness import relative_error as rel
 
 TOL = {torch.float32: 1e-4, torch.bfloat16: 1e-2}
-FOLD_TOL = {"float32": 1e-5, "bfloat16": 1e-3}  # folded against unfolded: only summation order differs
+FOLD_TOL = {torch.float32: 1e-5, torch.bfloat16: 1e-3}  # folded against unfolded: only summation order differs
 
 
 def leaves(ts, dtype=None):
@@ -169,7 +169,8 @@ def main() -> None:
                 if k not in ("op", "T", "n", "C", "dtype", "folded_vs_unfolded", "df_passes")
                 and not k.startswith("same_precision_reference")}
         worst = max(errs.values())
-        tol = TOL[torch.float32 if r["dtype"] == "float32" else torch.bfloat16]
+        dtype = torch.float32 if r["dtype"] == "float32" else torch.bfloat16
+        tol = TOL[dtype]
         # A quantity passes within the tolerance, or within twice the error of the PyTorch
         # reference run in the same precision (dα, three sums over every token, can lose more
         # than the tolerance to bf16 rounding in the reference itself).
@@ -181,7 +182,7 @@ def main() -> None:
             # are those of two checked connections composed (in bf16 the worse connection's
             # three-number dα has come out at 0.8–2.7 times the same-precision reference's),
             # shown but not judged.
-            tol = FOLD_TOL[r["dtype"]]
+            tol = FOLD_TOL[dtype]
             ok = r["folded_vs_unfolded"] < tol and r["df_passes"] == [1, 2]
             worst = r["folded_vs_unfolded"]
         r["ok"], r["tolerance"] = ok, tol

@@ -30,7 +30,6 @@ from torch import Tensor
 
 from .coefficients_bwd import STREAMS_PER_PROGRAM
 
-FOLDED_STREAMS = STREAMS_PER_PROGRAM  # n for which the channel pass holds every stream of dx in one program
 _local = threading.local()
 
 
@@ -66,7 +65,8 @@ def attach(out: Tensor, link: Link) -> None:
 def upstream(x: Tensor) -> Link | None:
     """The link on x when a fused connection wrote x and its n can fold."""
     link = getattr(x, "_mhc_link", None)
-    return link if link is not None and getattr(_local, "fold", True) and x.shape[-2] in FOLDED_STREAMS else None
+    # the channel pass must hold every stream of dx in one program
+    return link if link is not None and getattr(_local, "fold", True) and x.shape[-2] in STREAMS_PER_PROGRAM else None
 
 
 def hand_back(link: Link, dx: Tensor, df: Tensor) -> None:

@@ -158,7 +158,7 @@ def kernel_pass_steps(n: int, C: int, chained: bool = False) -> list[Traffic]:
     backward += [
         Traffic("token pass", act_read=(2 * n + 2) * C),
         Traffic("channel pass" + (" (+ the previous dF)" if chained else ""), act_read=(2 * n + 1) * C,
-                act_write=(n + chained) * C),
+                act_write=(n + 1 if chained else n) * C),
     ]
     return [
         Traffic("coefficients + pre", act_read=2 * n * C, act_write=C),
