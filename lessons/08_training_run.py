@@ -553,12 +553,50 @@ print(f"a step within {target:.0%} allows at most {elements_within(target, *step
       f"{elements_within(small_measured, *step_args) / bc['width']:.0f}·C at copy bandwidth would cost")
 
 # %% [markdown]
-# Even at the full copy bandwidth our passes, chained, cost more than a 15% step allows: no tuning
-# of these kernels gets there. It takes fewer passes still (the forward's second read of $x$, the
-# backward's extra reads of $g$ and $x$) and kernels close to copy bandwidth. The attempts so far
-# at the first, such as computing the next layer's projection while post+res writes its input,
-# were several times slower than the passes they would replace: `benchmarks/NOTES.md` lists the
-# variants tried and what each measured.
+# By this count even our passes at full copy bandwidth cost more than a 15% step allows. But the
+# count rests on assumptions 2 and 4 above: that the residual connection costs only its $6C$, and
+# that everything else in the mHC step costs what it costs in the residual step. A profile of both
+# steps tests them. `benchmarks/profile_step.py` ran `bench_model`'s two steps on the H100 under
+# the torch profiler, twice each, alternating, and recorded every kernel's device time;
+# `mhc_course.step_profile` groups the kernels, counts the bytes each of our kernels must move
+# (the passes above), and asks what the mHC step would cost if each of ours ran at the copy
+# bandwidth measured in the same process, all else as measured:
+
+# %%
+from mhc_course.step_profile import at_copy_bandwidth, bandwidth_for, load_step_profile
+
+prof = load_step_profile()
+sz = prof["sizes"]
+print(f"{prof['device']}, {prof['config']}; copy bandwidth {prof['copy_gbs'] / 1e3:.2f} TB/s")
+for i, run in enumerate(prof["runs"], 1):
+    res, mhc = run["rows"]["residual"], run["rows"]["mhc-triton"]
+    print(f"run {i}: residual {res['step_ms']:.2f} ms, mHC {mhc['step_ms']:.2f} ms "
+          f"({overhead(mhc['step_ms'], res['step_ms']):+.1%}); device time by group, residual → mHC:")
+    for group in res["groups"]:
+        print(f"  {group:>23}: {res['groups'][group]:5.2f} → {mhc['groups'][group]:5.2f} ms")
+    steps = (res["step_ms"], mhc["step_ms"], mhc["kernels"])
+    s = at_copy_bandwidth(*steps, prof["copy_gbs"], sz["n"], sz["C"], sz["tokens"])
+    for k in s["connection_kernels"]:
+        print(f"  {k['kernel']:>32}: {k['calls']:2d} calls, {k['ms']:.2f} ms for {k['gb']:.2f} GB "
+              f"= {k['tbps']:.2f} TB/s")
+    need = bandwidth_for(target, *steps, sz["n"], sz["C"], sz["tokens"])
+    print(f"  each of ours at copy bandwidth: {s['overhead_if_at_copy']:+.1%}; for {target:.0%} they need "
+          f"{need / 1e3:.2f} TB/s together, they reach {s['tbps_all']:.2f}")
+
+# %% [markdown]
+# The profile and the count disagree, and the profile is the measurement. The residual step's own
+# connection is not free: its additions and copies sit in the "other" group, which is smaller in
+# the mHC step, whose connections do that work inside our kernels. And in these two runs the
+# matrix products and attention took no longer in the mHC step than in the residual's (that group
+# varies between processes: `benchmarks/NOTES.md`). So our passes at copy bandwidth would bring
+# the step within 15% (printed above). What stands between the two is the kernels' efficiency:
+# post+res moves its bytes at about copy bandwidth, but the three kernels that reduce over a
+# token's row or over tokens (the coefficients kernel, the token and channel passes) do not.
+# NVIDIA's profiler (`ncu`, its reports are in `benchmarks/results/v8_experiments_h100/`) finds
+# them waiting on memory with few warps to switch to: the channel pass needs so many registers
+# per thread that few blocks fit on a multiprocessor, and the coefficients kernel has one block
+# per multiprocessor. `benchmarks/NOTES.md` lists what was tried against that (loads issued a
+# block ahead, TMA loads, register caps, dφ computed apart or transposed) and what each measured.
 
 # %% [markdown]
 # How much of that is the host's work? `benchmarks/bench_model.py --cuda-graph` captures the whole
