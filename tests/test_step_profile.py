@@ -55,7 +55,8 @@ def test_connection_bytes_by_hand(n, C, connections, df_passes):
     # a channel pass reads g, x, dh and writes dx, plus the previous dF where it was handed over
     assert got["coefficients_bwd_channel_kernel"] == (connections * (3 * n + 1) + connections - df_passes) * unit
     # the whole step: every connection's passes, chained where the dF pass is gone
-    per = {chained: sum(s.act_read + s.act_write for s in kernel_pass_steps(n, C, chained)) // C for chained in (0, 1)}
+    per = {chained: sum(s.act_read + s.act_write for s in kernel_pass_steps(n, C, chained)) // C
+           for chained in (False, True)}
     assert sum(got.values()) == (df_passes * per[False] + (connections - df_passes) * per[True]) * unit
 
 
