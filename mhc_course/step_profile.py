@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from .io_model import kernel_pass_steps
+from .training_logs import BENCH_MODEL_PATH, overhead
 
-STEP_PROFILE_PATH = Path(__file__).resolve().parent.parent / "benchmarks" / "results" / "profile_step_h100.json"
+STEP_PROFILE_PATH = BENCH_MODEL_PATH.parent / "profile_step_h100.json"
 GROUPS = (  # (group, pattern on the kernel's name): the first match wins
     ("our connection kernels", r"^(coefficients_|post_res_|pre_)"),
     ("matrix products", r"nvjet|gemm|cutlass|xmma"),
@@ -99,8 +100,8 @@ def at_copy_bandwidth(residual_step_ms: float, mhc_step_ms: float, mhc_kernels: 
                      "tbps": nbytes / (ms * 1e-3) / 1e12, "ms_at_copy": at_copy})
     step = mhc_step_ms - saved
     tbps_all = sum(r["gb"] for r in rows) / sum(r["ms"] for r in rows) if rows else 0.0
-    return {"connection_kernels": rows, "tbps_all": tbps_all, "overhead": mhc_step_ms / residual_step_ms - 1,
-            "mhc_step_ms_if_at_copy": step, "overhead_if_at_copy": step / residual_step_ms - 1}
+    return {"connection_kernels": rows, "tbps_all": tbps_all, "overhead": overhead(mhc_step_ms, residual_step_ms),
+            "mhc_step_ms_if_at_copy": step, "overhead_if_at_copy": overhead(step, residual_step_ms)}
 
 
 def bandwidth_for(overhead: float, residual_step_ms: float, mhc_step_ms: float,
