@@ -162,6 +162,7 @@ def coefficients_bwd_channel_kernel(
     T, C, tokens_per_split,
     N: tl.constexpr, NZ: tl.constexpr, BT: tl.constexpr, BC: tl.constexpr, SPP: tl.constexpr,
     FUSED: tl.constexpr, PREV_DF: tl.constexpr, DOT: tl.constexpr, SHARED: tl.constexpr,
+    STAGES: tl.constexpr,
 ):
     # SPP streams per program (1, 2 or 4; streams a..d): the program reads all n streams of g
     # through L2 once for its SPP streams. With SPP = N it holds every stream of dx, so it can also
@@ -190,7 +191,9 @@ def coefficients_bwd_channel_kernel(
 
     t_start = split * tokens_per_split
     t_end = tl.minimum(t_start + tokens_per_split, T)
-    for t0 in range(t_start, t_end, BT):
+    # STAGES set on the loop itself (not only on the launch) makes Triton prefetch every load in it,
+    # g and dh too, which feed no product; None leaves it to prefetch only x and dy (``loop_stages``)
+    for t0 in tl.range(t_start, t_end, BT, num_stages=STAGES):
         t = t0 + tl.arange(0, BT)
         tmask = t < t_end
         t64 = t.to(tl.int64)
@@ -295,8 +298,16 @@ def launch_channel_pass(x, phi, dy, s, fused_from, dx, dphi_parts, n, blocks, *,
         T, C, per_split,
         N=n, NZ=dy.shape[1], BT=bt, BC=bc, SPP=spp, FUSED=fused_from is not None, PREV_DF=prev is not None,
         DOT="ieee" if x.dtype.itemsize == 4 else "tf32", SHARED="evict_last" if spp < n else "evict_first",
-        num_warps=warps,
+        STAGES=loop_stages(x.dtype.itemsize, n), num_warps=warps,
     )
+
+
+def loop_stages(itemsize: int, n: int) -> int | None:
+    """The channel pass's token loop is pipelined three deep for 2-byte activations and n <= 4, where
+    that was measured faster on an H100 (benchmarks/NOTES.md, seventh session). Otherwise None,
+    Triton's default, which prefetches only the loads that feed a product: with 4-byte activations
+    or n = 8, three stages of every load can exceed the shared memory a block may have."""
+    return 3 if itemsize == 2 and n <= 4 else None
 
 
 def channel_streams(n: int) -> int:

@@ -91,6 +91,13 @@ def dot_mode(dtype: torch.dtype) -> str:
     return {torch.float32: "ieee", torch.bfloat16: "bf16x2"}.get(dtype, "tf32")
 
 
+def projection_stages(itemsize: int) -> int:
+    """Pipeline depth of the projection loop: five stages of x and φ for 2-byte activations (0.129
+    against 0.136 ms at three, T = 8192, C = 2048 on an H100; benchmarks/NOTES.md, seventh session);
+    Triton's default three for float32, whose five stages would not fit in shared memory."""
+    return 5 if itemsize == 2 else 3
+
+
 def launch_coefficients_fwd(x2, phi, alpha, bias, outs, n, iters, eps, *, with_pre, blocks, dot=None):
     """x2 (T, n·C), φ (n·C, n²+2n), α (3,), b (n²+2n,), all contiguous; outs = (z, r, pre, post, res, h or None)."""
     z, r, pre, post, res, h = outs
@@ -101,4 +108,5 @@ def launch_coefficients_fwd(x2, phi, alpha, bias, outs, n, iters, eps, *, with_p
         T, K // n, eps,
         N=n, NZ=z.shape[1], ITERS=iters, BT=bt, BK=bk, BC=bc,
         WITH_PRE=with_pre, DOT=dot or dot_mode(x2.dtype), num_warps=warps,
+        num_stages=projection_stages(x2.dtype.itemsize),
     )

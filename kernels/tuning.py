@@ -17,7 +17,7 @@ import torch
 from .layout import cdiv
 
 _GPU = {
-    "coefficients_fwd": (64, 128, 128, 4),  # BT, BK, BC, warps
+    "coefficients_fwd": (64, 128, 64, 4),  # BT, BK, BC, warps
     "coefficients_bwd_token": (8, 128, 4),  # BT, BC, warps
     "coefficients_bwd_channel": (32, 64, 4, 4),  # BT, BC, warps, token splits
     "coefficients_bwd_channel_all": (16, 64, 4, 8),  # the same with all n streams in one program (n = 4)

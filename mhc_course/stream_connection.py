@@ -19,11 +19,44 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import torch
 from torch import Tensor, nn
+from torch.autograd import Function
 
 from .validation import check_streams, check_tensor
 
 Layer = Callable[[Tensor], Tensor]
+
+
+def _copies(t: Tensor, n: int) -> Tensor:
+    """(..., C) → (..., n, C) holding n copies of t, written as one concatenation along C: a
+    vectorised copy on the GPU, where ``expand(...).contiguous()`` reads a broadcast view
+    element by element (about three times slower on an H100 at C = 2048, benchmarks/NOTES.md)."""
+    return torch.cat([t] * n, dim=-1).view(*t.shape[:-1], n, t.shape[-1])
+
+
+class _Expand(Function):
+    @staticmethod
+    def forward(ctx, h, n):
+        return _copies(h, n)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g.sum(dim=-2), None
+
+
+class _Collapse(Function):
+    """x.sum(dim=-2) whose gradient, n copies of the incoming one, is written out contiguous,
+    so the last connection's backward need not copy a broadcast view."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.n = x.shape[-2]
+        return x.sum(dim=-2)
+
+    @staticmethod
+    def backward(ctx, g):
+        return _copies(g, ctx.n)
 
 
 class StreamConnection(nn.Module):
@@ -66,9 +99,9 @@ class StreamConnection(nn.Module):
     def expand(self, h: Tensor) -> Tensor:
         """(..., C) → (..., n, C): every stream starts as a copy of the embedding."""
         check_tensor("h", h, min_dim=1)
-        return h.unsqueeze(-2).expand(*h.shape[:-1], self.n, h.shape[-1]).contiguous()
+        return _Expand.apply(h, self.n)
 
     def collapse(self, x: Tensor) -> Tensor:
         """(..., n, C) → (..., C): the streams are summed before the final norm."""
         check_streams("x", x)
-        return x.sum(dim=-2)
+        return _Collapse.apply(x)

@@ -124,6 +124,26 @@ def test_factory_and_interface():
         MHC(4, 8, backend="cuda")
 
 
+@pytest.mark.parametrize("n", [1, 3, 4])
+def test_expand_and_collapse_values_and_gradients(n):
+    conn = make_connection("residual" if n == 1 else "hc", n, 6)
+    h = torch.randn(2, 5, 6, dtype=torch.float64, requires_grad=True)
+    x = conn.expand(h)
+    torch.testing.assert_close(x, h.detach().unsqueeze(-2).expand(2, 5, n, 6), rtol=0, atol=0)
+    assert x.is_contiguous()
+    w = torch.randn(2, 5, n, 6, dtype=torch.float64)
+    (gh,) = torch.autograd.grad((x * w).sum(), h)
+    torch.testing.assert_close(gh, w.sum(-2))
+    xs = torch.randn(2, 5, n, 6, dtype=torch.float64, requires_grad=True)
+    y = conn.collapse(xs)
+    torch.testing.assert_close(y, xs.detach().sum(-2))
+    v = torch.randn(2, 5, 6, dtype=torch.float64)
+    (gx,) = torch.autograd.grad((y * v).sum(), xs)
+    torch.testing.assert_close(gx, v.unsqueeze(-2).expand(2, 5, n, 6), rtol=0, atol=0)
+    assert gx.is_contiguous()  # written out, not a broadcast view the next backward would copy
+    assert torch.autograd.gradcheck(conn.expand, (h,)) and torch.autograd.gradcheck(conn.collapse, (xs,))
+
+
 def test_record_keeps_the_mixing_matrix():
     conn = make_connection("mhc", 4, 8)
     conn.record = True
