@@ -21,6 +21,7 @@ import triton.language as tl
 
 from .layout import cdiv
 from .tile_ops import coefficient_maps, contract_columns, load_gates
+from .tuning import multiprocessors
 
 
 @triton.jit
@@ -91,11 +92,14 @@ def dot_mode(dtype: torch.dtype) -> str:
     return {torch.float32: "ieee", torch.bfloat16: "bf16x2"}.get(dtype, "tf32")
 
 
-def projection_stages(itemsize: int) -> int:
-    """Pipeline depth of the projection loop: five stages of x and φ for 2-byte activations (0.129
-    against 0.136 ms at three, T = 8192, C = 2048 on an H100; benchmarks/NOTES.md, seventh session);
-    Triton's default three for float32, whose five stages would not fit in shared memory."""
-    return 5 if itemsize == 2 else 3
+def projection_stages(itemsize: int, n: int, programs: int) -> int:
+    """Pipeline depth of the projection loop. Five stages of x and φ where there is at most one
+    program per multiprocessor, so nothing else on it could hide memory latency (T = 8192, C = 2048
+    on an H100: 0.130 against 0.137 ms at three; benchmarks/NOTES.md, seventh session); with more
+    programs five stages leave room for one block per multiprocessor instead of two, which was
+    slower. Triton's default three for 4-byte activations or n = 8, whose five stages would not
+    fit in shared memory."""
+    return 5 if itemsize == 2 and n <= 4 and programs <= multiprocessors() else 3
 
 
 def launch_coefficients_fwd(x2, phi, alpha, bias, outs, n, iters, eps, *, with_pre, blocks, dot=None):
@@ -108,5 +112,5 @@ def launch_coefficients_fwd(x2, phi, alpha, bias, outs, n, iters, eps, *, with_p
         T, K // n, eps,
         N=n, NZ=z.shape[1], ITERS=iters, BT=bt, BK=bk, BC=bc,
         WITH_PRE=with_pre, DOT=dot or dot_mode(x2.dtype), num_warps=warps,
-        num_stages=projection_stages(x2.dtype.itemsize),
+        num_stages=projection_stages(x2.dtype.itemsize, n, cdiv(T, bt)),
     )

@@ -29,7 +29,7 @@ def coefficients_forward(x3: Tensor, phi: Tensor, alpha: Tensor, bias: Tensor, i
     pre, post, res = torch.empty(T, n, **f32), torch.empty(T, n, **f32), torch.empty(T, n, n, **f32)
     h = torch.empty(T, C, device=x3.device, dtype=x3.dtype) if with_pre else None
     launch_coefficients_fwd(x3.view(T, n * C), phi, alpha, bias, (z, r, pre, post, res, h), n, iters, eps,
-                            with_pre=with_pre, blocks=blocks("coefficients_fwd", n, C))
+                            with_pre=with_pre, blocks=blocks("coefficients_fwd", n, C, tokens=T))
     return z, r, pre, post, res, h
 
 

@@ -17,7 +17,8 @@ import torch
 from .layout import cdiv
 
 _GPU = {
-    "coefficients_fwd": (64, 128, 64, 4),  # BT, BK, BC, warps
+    "coefficients_fwd": (64, 128, 128, 4),  # BT, BK, BC, warps
+    "coefficients_fwd_one_wave": (64, 128, 64, 4),  # the same when there is at most one program per multiprocessor
     "coefficients_bwd_token": (8, 128, 4),  # BT, BC, warps
     "coefficients_bwd_channel": (32, 64, 4, 4),  # BT, BC, warps, token splits
     "coefficients_bwd_channel_all": (16, 64, 4, 8),  # the same with all n streams in one program (n = 4)
@@ -28,6 +29,7 @@ _GPU = {
 }
 _INTERPRETER = {
     "coefficients_fwd": (16, 64, 32, 1),
+    "coefficients_fwd_one_wave": (16, 64, 32, 1),
     "coefficients_bwd_token": (16, 32, 1),
     "coefficients_bwd_channel": (16, 32, 1),
     "coefficients_bwd_channel_all": (16, 32, 1),
@@ -39,7 +41,8 @@ _INTERPRETER = {
 
 
 @functools.cache
-def _multiprocessors() -> int:
+def multiprocessors() -> int:
+    """Streaming multiprocessors of the current CUDA device (1 without one)."""
     if torch.cuda.is_available():
         return torch.cuda.get_device_properties(0).multi_processor_count
     return 1
@@ -56,6 +59,10 @@ def blocks(kind: str, n: int, C: int, tokens: int | None = None) -> tuple[int, .
 
 @functools.lru_cache(maxsize=1024)  # called on every launch: keep the host's share of a launch small
 def _blocks(kind: str, n: int, C: int, tokens: int | None, interpret: bool, override: str) -> tuple[int, ...]:
+    if kind == "coefficients_fwd" and tokens is not None:
+        # one program per BT tokens: in one wave (T = 8192 on an H100) the 64-channel h scan is faster
+        bt = json.loads(override).get(kind, (_INTERPRETER if interpret else _GPU)[kind])[0]
+        kind = kind + "_one_wave" if cdiv(tokens, bt) <= multiprocessors() else kind
     cfg = tuple(json.loads(override).get(kind, (_INTERPRETER if interpret else _GPU)[kind]))
     if kind not in _CHANNEL_STREAMS:
         return cfg
@@ -64,5 +71,5 @@ def _blocks(kind: str, n: int, C: int, tokens: int | None, interpret: bool, over
     # programs of one split would leave multiprocessors idle (narrow C: at C = 512 one split of the
     # two-stream pass has 16 programs for the H100's 132).
     programs = max(1, n // min(n, _CHANNEL_STREAMS[kind])) * cdiv(C, bc)
-    splits = max(cfg[3] if len(cfg) == 4 else 1, cdiv(_multiprocessors(), programs))
+    splits = max(cfg[3] if len(cfg) == 4 else 1, cdiv(multiprocessors(), programs))
     return bt, bc, warps, max(1, min(splits, cdiv(tokens or 1, bt)))
