@@ -597,6 +597,9 @@ for i, run in enumerate(prof["runs"], 1):
 # per thread that few blocks fit on a multiprocessor, and the coefficients kernel has one block
 # per multiprocessor. `benchmarks/NOTES.md` lists what was tried against that (loads issued a
 # block ahead, TMA loads, register caps, dφ computed apart or transposed) and what each measured.
+# What helped, and is in the kernels this profile ran: asking Triton to prefetch every load of the
+# channel pass's loop (by default it prefetches only loads that feed a matrix product), and a
+# deeper prefetch in the coefficients kernel when it has at most one block per multiprocessor.
 
 # %% [markdown]
 # How much of that is the host's work? `benchmarks/bench_model.py --cuda-graph` captures the whole
