@@ -31,7 +31,8 @@ Layer = Callable[[Tensor], Tensor]
 def _copies(t: Tensor, n: int) -> Tensor:
     """(..., C) → (..., n, C) holding n copies of t, written as one concatenation along C: a
     vectorised copy on the GPU, where ``expand(...).contiguous()`` reads a broadcast view
-    element by element (about three times slower on an H100 at C = 2048, benchmarks/NOTES.md)."""
+    element by element (0.17 against 0.09 ms per call in bench_model's step on an H100,
+    benchmarks/NOTES.md)."""
     return torch.cat([t] * n, dim=-1).view(*t.shape[:-1], n, t.shape[-1])
 
 
