@@ -305,8 +305,9 @@ def launch_channel_pass(x, phi, dy, s, fused_from, dx, dphi_parts, n, blocks, *,
 def loop_stages(itemsize: int, n: int) -> int | None:
     """The channel pass's token loop is pipelined three deep for 2-byte activations and n <= 4, where
     that was measured faster on an H100 (benchmarks/NOTES.md, seventh session). Otherwise None,
-    Triton's default, which prefetches only the loads that feed a product: with 4-byte activations
-    or n = 8, three stages of every load can exceed the shared memory a block may have."""
+    Triton's default, which prefetches only the loads that feed a product: with three stages
+    everywhere the GPU check failed to launch a kernel asking for 291,584 bytes of shared memory
+    (4-byte tiles are twice the size of 2-byte ones), and n = 8 was not measured."""
     return 3 if itemsize == 2 and n <= 4 else None
 
 

@@ -97,8 +97,8 @@ def projection_stages(itemsize: int, n: int, programs: int) -> int:
     program per multiprocessor, so nothing else on it could hide memory latency (T = 8192, C = 2048
     on an H100: 0.130 against 0.137 ms at three; benchmarks/NOTES.md, seventh session); with more
     programs five stages leave room for one block per multiprocessor instead of two, which was
-    slower. Triton's default three for 4-byte activations or n = 8, whose five stages would not
-    fit in shared memory."""
+    slower. Triton's default three for n = 8, whose five stages did not fit in shared memory (φ
+    padded to 128 columns), and for 4-byte activations, not measured with five."""
     return 5 if itemsize == 2 and n <= 4 and programs <= multiprocessors() else 3
 
 

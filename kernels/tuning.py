@@ -59,11 +59,12 @@ def blocks(kind: str, n: int, C: int, tokens: int | None = None) -> tuple[int, .
 
 @functools.lru_cache(maxsize=1024)  # called on every launch: keep the host's share of a launch small
 def _blocks(kind: str, n: int, C: int, tokens: int | None, interpret: bool, override: str) -> tuple[int, ...]:
-    if kind == "coefficients_fwd" and tokens is not None:
-        # one program per BT tokens: in one wave (T = 8192 on an H100) the 64-channel h scan is faster
-        bt = json.loads(override).get(kind, (_INTERPRETER if interpret else _GPU)[kind])[0]
-        kind = kind + "_one_wave" if cdiv(tokens, bt) <= multiprocessors() else kind
-    cfg = tuple(json.loads(override).get(kind, (_INTERPRETER if interpret else _GPU)[kind]))
+    table, mine = (_INTERPRETER if interpret else _GPU), json.loads(override)
+    if kind == "coefficients_fwd" and tokens is not None and kind not in mine:
+        # one program per BT tokens: in one wave (T = 8192 on an H100) the 64-channel h scan is
+        # faster; an override of coefficients_fwd itself applies at every T
+        kind += "_one_wave" if cdiv(tokens, table[kind][0]) <= multiprocessors() else ""
+    cfg = tuple(mine.get(kind, table[kind]))
     if kind not in _CHANNEL_STREAMS:
         return cfg
     bt, bc, warps = cfg[:3]

@@ -12,10 +12,12 @@ def test_coefficients_blocks_depend_on_whether_the_grid_is_one_wave(monkeypatch)
         unknown = tuning._blocks("coefficients_fwd", 4, 2048, None, False, "{}")
         mine = '{"coefficients_fwd_one_wave": [64, 64, 32, 4]}'
         override = tuning._blocks("coefficients_fwd", 4, 2048, 8192, False, mine)
+        base = '{"coefficients_fwd": [64, 256, 32, 8]}'  # as profile_kernels.py writes it: every T
+        base_one_wave = tuning._blocks("coefficients_fwd", 4, 2048, 8192, False, base)
     finally:
         tuning._blocks.cache_clear()
     assert one_wave == tuning._GPU["coefficients_fwd_one_wave"] != two_waves == tuning._GPU["coefficients_fwd"]
-    assert unknown == two_waves and override == (64, 64, 32, 4)
+    assert unknown == two_waves and override == (64, 64, 32, 4) and base_one_wave == (64, 256, 32, 8)
 
 
 def test_pipeline_depths(monkeypatch):
