@@ -581,25 +581,34 @@ for i, run in enumerate(prof["runs"], 1):
               f"= {k['tbps']:.2f} TB/s")
     need = bandwidth_for(target, *steps, sz["n"], sz["C"], sz["tokens"])
     print(f"  each of ours at copy bandwidth: {s['overhead_if_at_copy']:+.1%}; for {target:.0%} they need "
-          f"{need / 1e3:.2f} TB/s together, they reach {s['tbps_all']:.2f}")
+          f"{need / 1e3:.2f} TB/s together ({need / prof['copy_gbs']:.0%} of the copy bandwidth), "
+          f"they reach {s['tbps_all']:.2f}")
 
 # %% [markdown]
-# The profile and the count disagree, and the profile is the measurement. The residual step's own
-# connection is not free: its additions and copies sit in the "other" group, which is smaller in
-# the mHC step, whose connections do that work inside our kernels. And in these two runs the
-# matrix products and attention took no longer in the mHC step than in the residual's (that group
-# varies between processes: `benchmarks/NOTES.md`). So our passes at copy bandwidth would bring
-# the step within 15% (printed above). What stands between the two is the kernels' efficiency:
-# post+res moves its bytes at about copy bandwidth, but the three kernels that reduce over a
-# token's row or over tokens (the coefficients kernel, the token and channel passes) do not.
-# NVIDIA's profiler (`ncu`, its reports are in `benchmarks/results/v8_experiments_h100/`) finds
-# them waiting on memory with few warps to switch to: the channel pass needs so many registers
-# per thread that few blocks fit on a multiprocessor, and the coefficients kernel has one block
-# per multiprocessor. `benchmarks/NOTES.md` lists what was tried against that (loads issued a
-# block ahead, TMA loads, register caps, dφ computed apart or transposed) and what each measured.
-# What helped, and is in the kernels this profile ran: asking Triton to prefetch every load of the
-# channel pass's loop (by default it prefetches only loads that feed a matrix product), and a
-# deeper prefetch in the coefficients kernel when it has at most one block per multiprocessor.
+# The profile tests the count's assumptions, and here the two end up close. The residual step's own
+# connection is not free: its additions sit in the "other" group, which is smaller in the mHC step,
+# whose connections do that work inside our kernels. And in these two runs the matrix products and
+# attention took no longer in the mHC step than in the residual's (that group varies between
+# processes: `benchmarks/NOTES.md`). Even so, in both runs, with each of our kernels at the copy
+# bandwidth the step would stay above 15% (printed above): to get there they would have to move their bytes
+# faster than a plain copy does. So the kernels' efficiency is not all that stands between us and
+# 15%; their passes over memory are too.
+#
+# Both are visible above. Post+res moves its bytes at about copy bandwidth, but the three kernels
+# that reduce over a token's row or over tokens (the coefficients kernel, the token and channel
+# passes) do not. NVIDIA's profiler (`ncu`, its reports are in
+# `benchmarks/results/v8_experiments_h100/`) finds them waiting on memory with few warps to switch
+# to: the channel pass needs so many registers per thread that few blocks fit on a multiprocessor,
+# and the coefficients kernel has one block per multiprocessor. Fewer passes would mean, for
+# example, reading $x$ once in the forward: the projection needs a token's whole row of $nC$ values
+# before $\mathcal{H}^{pre}$ is known, and a block of tokens' rows does not fit in one
+# multiprocessor's registers. `benchmarks/NOTES.md` lists what was tried against both (loads issued
+# a block ahead, TMA loads, register caps, dφ computed apart or transposed, the projection split
+# across programs that combine their partial sums, the next connection's projection inside
+# post+res) and what each measured. What helped, and is in the kernels this profile ran: asking
+# Triton to prefetch every load of the channel pass's loop (by default it prefetches only loads
+# that feed a matrix product), and a deeper prefetch in the coefficients kernel when it has at most
+# one block per multiprocessor.
 
 # %% [markdown]
 # How much of that is the host's work? `benchmarks/bench_model.py --cuda-graph` captures the whole

@@ -29,7 +29,9 @@ class Residual(StreamConnection):
         return one, one, one.view(1, 1)
 
     def pre(self, x: Tensor, h_pre: Tensor) -> Tensor:
-        return x[..., 0, :]
+        # a view whose backward is a view too: x[..., 0, :] would make autograd allocate zeros
+        # and copy the gradient into them at every layer (a fill and a device copy of T·C each)
+        return x.squeeze(-2)
 
     def post_res(self, x: Tensor, f: Tensor, h_post: Tensor, h_res: Tensor) -> Tensor:
         return x + f.unsqueeze(-2)

@@ -98,11 +98,12 @@ class StreamConnection(nn.Module):
         return self.post_res(x, f, h_post, h_res)
 
     def expand(self, h: Tensor) -> Tensor:
-        """(..., C) → (..., n, C): every stream starts as a copy of the embedding."""
+        """(..., C) → (..., n, C): every stream starts as a copy of the embedding (with n = 1, a
+        view: nothing to copy or to sum in the backward)."""
         check_tensor("h", h, min_dim=1)
-        return _Expand.apply(h, self.n)
+        return h.unsqueeze(-2) if self.n == 1 else _Expand.apply(h, self.n)
 
     def collapse(self, x: Tensor) -> Tensor:
-        """(..., n, C) → (..., C): the streams are summed before the final norm."""
+        """(..., n, C) → (..., C): the streams are summed before the final norm (one stream: a view)."""
         check_streams("x", x)
-        return _Collapse.apply(x)
+        return x.squeeze(-2) if x.shape[-2] == 1 else _Collapse.apply(x)

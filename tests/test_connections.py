@@ -144,6 +144,26 @@ def test_expand_and_collapse_values_and_gradients(n):
     assert torch.autograd.gradcheck(conn.expand, (h,)) and torch.autograd.gradcheck(conn.collapse, (xs,))
 
 
+def test_one_stream_plumbing_is_views_forward_and_backward():
+    """The residual baseline's connection adds no copies: pre, expand and collapse are views for one
+    stream, and so are the gradients they pass back (a copy there cost the residual step 0.4-0.8 ms on
+    an H100, benchmarks/NOTES.md)."""
+    conn = make_connection("residual", 1, 6)
+    h = torch.randn(2, 5, 6, requires_grad=True)
+    x = conn.expand(h)
+    assert x.data_ptr() == h.data_ptr()
+    hp, _, _ = conn.coefficients(x)
+    inner = conn.pre(x, hp)
+    assert inner.data_ptr() == x.data_ptr()
+    y = conn.collapse(x)
+    assert y.data_ptr() == x.data_ptr()
+    g = torch.randn(2, 5, 6)
+    for out, src in ((inner, x), (y, x), (x, h)):
+        (grad,) = torch.autograd.grad(out, src, g if out.dim() == src.dim() - 1 else g.unsqueeze(-2),
+                                      retain_graph=True)
+        assert grad.data_ptr() == g.data_ptr()  # handed back as a view of the incoming gradient
+
+
 def test_record_keeps_the_mixing_matrix():
     conn = make_connection("mhc", 4, 8)
     conn.record = True
