@@ -157,8 +157,11 @@ def step_fn(model: torch.nn.Module, run: torch.nn.Module, args: argparse.Namespa
 def graphed(model: torch.nn.Module, step: Callable[[], None]) -> Callable[[], None]:
     """``step`` captured in a CUDA graph (after warm-up on a side stream); returns its replay.
 
-    Raises RuntimeError when one replay's parameter gradients differ from an eager step's (bf16
-    tolerance), e.g. if some kernel were launched outside the captured stream."""
+    Raises RuntimeError when one replay's parameter gradients differ from an eager step's, e.g. if
+    some kernel were launched outside the captured stream: by more than bf16's tolerance and more
+    than four times what two eager steps differ by (the attention backward of cuDNN adds with
+    atomics, so two eager steps need not agree to the bit either; a sum over every token such as
+    a connection's dα then differed by 2.4% between a replay and an eager step on an H100)."""
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side):
@@ -174,12 +177,17 @@ def graphed(model: torch.nn.Module, step: Callable[[], None]) -> Callable[[], No
     torch.cuda.synchronize()
     replayed = [g.float().clone() for g in captured]
     step()
-    for (name, p), got in zip(params, replayed, strict=True):
-        want = p.grad.float()
-        err = ((got - want).norm() / want.norm().clamp_min(1e-30)).item()
-        if not err < 2e-2:
+    eager = [p.grad.float().clone() for _, p in params]
+    step()
+
+    def rel(a: Tensor, b: Tensor) -> float:
+        return ((a - b).norm() / b.norm().clamp_min(1e-30)).item()
+
+    for (name, p), got, want in zip(params, replayed, eager, strict=True):
+        err, spread = rel(got, want), rel(p.grad.float(), want)
+        if not err < max(2e-2, 4 * spread):
             raise RuntimeError(f"CUDA graph replay gives other gradients than an eager step for {name} "
-                               f"(relative error {err:.2e})")
+                               f"(relative error {err:.2e}; two eager steps differ by {spread:.2e})")
     return graph.replay
 
 

@@ -89,13 +89,13 @@ def main() -> None:
         record("post_res_bwd (df only)", cfg,
                bench(lambda: launch_post_res_bwd(g, x, f, post, res, df, None, cfg)), N + 1)  # noqa: B023
     for cfg in TOKEN_BLOCKS if sweeps else ():
-        parts = torch.empty(triton.cdiv(T, cfg[0]), k + 3, **f32)
+        parts = torch.empty(k + 3, triton.cdiv(T, cfg[0]), **f32)
         record("token_pass (reduce)", cfg, bench(lambda: launch_token_pass(  # noqa: B023
             z, r, alpha, bias, None, (g, x, f, dh), (dy, s, parts), N, C, 20, cfg)), 2 * N + 2)  # noqa: B023
     given = (torch.randn(T, N, **f32), torch.randn(T, N, **f32), torch.randn(T, N, N, **f32))
     for iters in (1, 20) if sweeps else ():
         cfg = (16, 64, 4)
-        parts = torch.empty(triton.cdiv(T, 16), k + 3, **f32)
+        parts = torch.empty(k + 3, triton.cdiv(T, 16), **f32)
         record(f"token_pass (given, iters={iters})", cfg,
                bench(lambda: launch_token_pass(z, r, alpha, bias, given, None, (dy, s, parts), N, C, iters,  # noqa: B023
                                                cfg)), 0)  # noqa: B023

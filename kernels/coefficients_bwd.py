@@ -38,7 +38,7 @@ def coefficients_bwd_token_kernel(
     z_ptr, r_ptr, alpha_ptr, bias_ptr,
     dpre_ptr, dpost_ptr, dres_ptr,  # given gradients (T, N), (T, N), (T, N, N) when not REDUCE
     g_ptr, x_ptr, f_ptr, dh_ptr,  # g, x (T, N, C); f, dh (T, C) when REDUCE
-    dy_ptr, s_ptr, part_ptr,  # outputs: dy (T, NZ) f32; s (T,) f32; per-program [db (N²+2N) | dα (3)]
+    dy_ptr, s_ptr, part_ptr,  # outputs: dy (T, NZ) f32; s (T,) f32; per program a column of [db (N²+2N) | dα (3)]
     T, C,
     N: tl.constexpr, NZ: tl.constexpr, ITERS: tl.constexpr, BT: tl.constexpr, BC: tl.constexpr,
     REDUCE: tl.constexpr,
@@ -95,11 +95,12 @@ def coefficients_bwd_token_kernel(
 
     src, valid, gate = contract_columns(N, NZ)
     KC = N * N + 2 * N
-    part = part_ptr + pid.to(tl.int64) * (KC + 3)
-    tl.store(part + src, tl.sum(da, axis=0), mask=valid)
+    programs = tl.num_programs(0).to(tl.int64)  # parts are (KC + 3, programs): one contiguous row per sum
+    part = part_ptr + pid.to(tl.int64)
+    tl.store(part + src * programs, tl.sum(da, axis=0), mask=valid)
     dagz = tl.sum(da * z, axis=0)
     for gi in tl.static_range(3):
-        tl.store(part + KC + gi, tl.sum(tl.where(valid & (gate == gi), dagz, 0.0), axis=0))
+        tl.store(part + (KC + gi) * programs, tl.sum(tl.where(valid & (gate == gi), dagz, 0.0), axis=0))
 
 
 @triton.jit
@@ -264,7 +265,7 @@ def coefficients_bwd_channel_kernel(
 
 def launch_token_pass(z, r, alpha, bias, given, reduce_from, outs, n, C, iters, blocks):
     """given = (dpre, dpost, dres) or None; reduce_from = (g, x, f, dh) or None;
-    outs = (dy, s, parts) with parts (cdiv(T, BT), n²+2n+3)."""
+    outs = (dy, s, parts) with parts (n²+2n+3, cdiv(T, BT)), one column per program."""
     T, nz = z.shape
     bt, bc, warps = blocks
     dy, s, parts = outs

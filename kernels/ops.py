@@ -16,6 +16,7 @@ from mhc_course.mhc import check_coefficient_params, check_post_res_args, check_
 from .coefficients_bwd import channel_streams, launch_channel_pass, launch_token_pass
 from .coefficients_fwd import launch_coefficients_fwd
 from .layout import as_tokens, cdiv, check_kernel_streams, coefficient_params, grad_dtype_like, padded_width
+from .partial_sums import sum_partials
 from .stream_kernels import launch_post_res_bwd, launch_post_res_fwd, launch_pre_bwd, launch_pre_fwd
 from .tuning import blocks
 
@@ -41,7 +42,7 @@ def coefficients_backward(x3, phi, alpha, bias, z, r, iters, *, given=None, fuse
     kc = phi.shape[1]
     bt, bc, warps = blocks("coefficients_bwd_token", n, C)
     dy, s = torch.empty_like(z), torch.empty_like(r)
-    parts = torch.empty(cdiv(T, bt), kc + 3, device=z.device, dtype=torch.float32)
+    parts = torch.empty(kc + 3, cdiv(T, bt), device=z.device, dtype=torch.float32)
     reduce_from = None if fused_from is None else (fused_from[0], x3, fused_from[1], fused_from[2])
     launch_token_pass(z, r, alpha, bias, given, reduce_from, (dy, s, parts), n, C, iters, (bt, bc, warps))
     spp = n if prev is not None else channel_streams(n)
@@ -52,8 +53,8 @@ def coefficients_backward(x3, phi, alpha, bias, z, r, iters, *, given=None, fuse
     channel_from = None if fused_from is None else (fused_from[0], fused_from[2], fused_from[3], fused_from[4])
     launch_channel_pass(x3, phi, dy, s, channel_from, dx, dphi_parts, n, (bt, bc, warps), streams_per_program=spp,
                         prev=prev)
-    sums = parts.sum(0)
-    return dx, dphi_parts.sum(0), sums[:kc], sums[kc:]
+    dphi, sums = sum_partials(dphi_parts, parts)
+    return dx, dphi, sums[:kc], sums[kc:]
 
 
 def _reshape_out(t: Tensor, lead: torch.Size, *tail: int) -> Tensor:
