@@ -590,9 +590,9 @@ for i, run in enumerate(prof["runs"], 1):
 # whose connections do that work inside our kernels. And in these two runs the matrix products and
 # attention took no longer in the mHC step than in the residual's (that group varies between
 # processes: `benchmarks/NOTES.md`). Even so, in both runs, with each of our kernels at the copy
-# bandwidth the step would stay above 15% (printed above): to get there they would have to move their bytes
-# faster than a plain copy does. So the kernels' efficiency is not all that stands between us and
-# 15%; their passes over memory are too.
+# bandwidth the step would stay above 15% (printed above): to get there they would have to move
+# their bytes faster than a plain copy does. So the kernels' efficiency is not all that stands
+# between us and 15%; their passes over memory are too.
 #
 # Both are visible above. Post+res moves its bytes at about copy bandwidth, but the three kernels
 # that reduce over a token's row or over tokens (the coefficients kernel, the token and channel
