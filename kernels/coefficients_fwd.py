@@ -21,7 +21,7 @@ import triton.language as tl
 
 from .layout import cdiv
 from .tile_ops import coefficient_maps, contract_columns, load_gates
-from .tuning import multiprocessors
+from .tuning import one_wave
 
 
 @triton.jit
@@ -99,7 +99,7 @@ def projection_stages(itemsize: int, n: int, programs: int) -> int:
     programs five stages leave room for one block per multiprocessor instead of two, which was
     slower. Triton's default three for n = 8, whose five stages did not fit in shared memory (φ
     padded to 128 columns), and for 4-byte activations, not measured with five."""
-    return 5 if itemsize == 2 and n <= 4 and programs <= multiprocessors() else 3
+    return 5 if itemsize == 2 and n <= 4 and one_wave(programs) else 3
 
 
 def launch_coefficients_fwd(x2, phi, alpha, bias, outs, n, iters, eps, *, with_pre, blocks, dot=None):

@@ -48,6 +48,12 @@ def multiprocessors() -> int:
     return 1
 
 
+def one_wave(programs: int) -> bool:
+    """Whether a grid of this many programs has at most one per multiprocessor, so that nothing else
+    on a multiprocessor can hide a program's memory latency."""
+    return programs <= multiprocessors()
+
+
 _CHANNEL_STREAMS = {"coefficients_bwd_channel": 2, "coefficients_bwd_channel_all": 4}  # streams per program
 
 
@@ -63,7 +69,7 @@ def _blocks(kind: str, n: int, C: int, tokens: int | None, interpret: bool, over
     if kind == "coefficients_fwd" and tokens is not None and kind not in mine:
         # one program per BT tokens: in one wave (T = 8192 on an H100) the 64-channel h scan is
         # faster; an override of coefficients_fwd itself applies at every T
-        kind += "_one_wave" if cdiv(tokens, table[kind][0]) <= multiprocessors() else ""
+        kind += "_one_wave" if one_wave(cdiv(tokens, table[kind][0])) else ""
     cfg = tuple(mine.get(kind, table[kind]))
     if kind not in _CHANNEL_STREAMS:
         return cfg

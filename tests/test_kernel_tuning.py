@@ -21,10 +21,10 @@ def test_coefficients_blocks_depend_on_whether_the_grid_is_one_wave(monkeypatch)
 
 
 def test_pipeline_depths(monkeypatch):
-    monkeypatch.setattr(coefficients_fwd, "multiprocessors", lambda: 132)
+    monkeypatch.setattr(tuning, "multiprocessors", lambda: 132)
     assert coefficients_fwd.projection_stages(2, 4, 128) == 5
     assert coefficients_fwd.projection_stages(2, 4, 256) == 3  # two programs per multiprocessor
-    assert coefficients_fwd.projection_stages(4, 4, 128) == 3  # float32 tiles: five stages would not fit
+    assert coefficients_fwd.projection_stages(4, 4, 128) == 3  # float32 tiles: five stages not measured
     assert coefficients_fwd.projection_stages(2, 8, 128) == 3  # n = 8: φ's 128 padded columns
     assert coefficients_bwd.loop_stages(2, 4) == 3 and coefficients_bwd.loop_stages(2, 1) == 3
     assert coefficients_bwd.loop_stages(4, 4) is None and coefficients_bwd.loop_stages(2, 8) is None
